@@ -1,0 +1,1 @@
+"""Pure optimisation models of DMPlan. Nothing in this package imports an Excel library."""
