@@ -1,0 +1,524 @@
+"""The live-Excel side of DMPlan: a thin xlwings adapter over :mod:`addin.run`.
+
+The ribbon button of ``dmplan.xlam`` (and the button of the standalone demo workbook) runs
+``dmplan.main()`` -> :func:`main` here. It reads the caller workbook's tables through
+xlwings (:class:`XlwingsSource`), solves them with the same :func:`addin.run.solve_source`
+the command line uses, and renders the same :class:`addin.sheets.SheetSpec` result sheets
+through the xlwings API (:func:`write_sheets`).
+
+Everything goes through the ordinary xlwings object model, so the same code runs on desktop
+Excel (Windows/macOS) and on xlwings' remote engine, which the tests use to run it without
+Excel. Calls the remote engine lacks (status bar, some formatting) are guarded.
+
+Settings (see :func:`read_config`) come from the documented xlwings config layers: a sheet
+``myaddin.conf`` (or ``xlwings.conf``) in the workbook, a ``myaddin.conf`` file beside it,
+the user file ``~/.myaddin/myaddin.conf`` (the add-in's VBA project name is ``myaddin``) or
+``~/.xlwings/xlwings.conf``. Keys: ``solver`` and ``time_limit``; a workbook's own Settings
+table wins over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import xlwings as xw
+
+from addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
+from addin.sheets import Block, Chart, SheetSpec
+from addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize
+from solver.common import InputError, Progress
+
+TITLE = "DMPlan"
+CONFIG_SHEETS = ("myaddin.conf", "xlwings.conf")  #: checked in this order; ``myaddin`` is the add-in's VBA project
+CONFIG_FILE = "myaddin.conf"
+HEADER_FILL = "#1F4E78"
+HEADER_FONT_COLOR = "#FFFFFF"
+NOTE_FONT_COLOR = "#595959"
+TABLE_STYLE = "TableStyleMedium2"
+TEMP_PREFIX = "~dmplan"
+POINTS_PER_CM = 72 / 2.54
+#: Sheets that are never overwritten even when a model does not list them as inputs.
+ALWAYS_PROTECTED = ("Settings", "Customers", "Rules", *CONFIG_SHEETS)
+
+
+class XlwingsError(InputError):
+    """The live workbook cannot take the result (e.g. a result name clashes with an input sheet)."""
+
+
+# --------------------------------------------------------------------------- reading
+class XlwingsSource:
+    """:class:`addin.run.TableSource` over a live workbook: Excel tables first, then sheets of that name.
+
+    Mirrors :class:`addin.workbook.FileSource`: an Excel table (ListObject) called ``name``
+    anywhere in the book, else a sheet called ``name`` with its header in row 1. Each table
+    is read once per run.
+    """
+
+    def __init__(self, book: Any) -> None:
+        self.book = book
+        self._cache: dict[str, Table | None] = {}
+
+    def table(self, name: str) -> Table | None:
+        key = normalize(name)
+        if key not in self._cache:
+            self._cache[key] = self._read(name)
+        return self._cache[key]
+
+    def sheet_names(self) -> list[str]:
+        return [sheet.name for sheet in self.book.sheets]
+
+    def _read(self, name: str) -> Table | None:
+        wanted = normalize(name)
+        for sheet in self.book.sheets:
+            for excel_table in sheet.tables:
+                if normalize(excel_table.name) == wanted:
+                    rng = excel_table.range
+                    return Table.from_grid(name, sheet.name, _grid(rng), rng.row, rng.column, excel_table.name)
+        for sheet in self.book.sheets:
+            if normalize(sheet.name) == wanted:
+                last = sheet.used_range.last_cell
+                rng = sheet.range((1, 1), (max(last.row, 1), max(last.column, 1)))
+                return Table.from_grid(name, sheet.name, _grid(rng))
+        return None
+
+
+def _grid(rng: Any) -> list[list[Any]]:
+    """Cell values as a 2-D list; Excel errors (#N/A ...) as their text so messages can show them."""
+    values = rng.options(ndim=2, err_to_str=True).value
+    return [list(row) for row in values or []]
+
+
+# --------------------------------------------------------------------------- writing
+def write_sheets(book: Any, specs: Sequence[SheetSpec], protected: Sequence[str] = ()) -> list[str]:
+    """Replace (or add) each result sheet of ``specs`` in the live ``book``; returns the sheet names.
+
+    Every sheet is first written completely under a temporary name; only when all of them
+    are written are the old result sheets deleted and the new ones renamed, so a failure
+    leaves the previous results in place (and removes the partial ones). A spec naming an
+    input sheet (``protected``) is refused before anything is written.
+    """
+    guarded = {normalize(n) for n in (*protected, *ALWAYS_PROTECTED)}
+    for spec in specs:
+        if normalize(spec.name) in guarded:
+            raise XlwingsError(
+                f"result sheet {spec.name!r} would replace an input sheet.",
+                fix="Rename your input sheet; DMPlan writes its results to sheets of that name.",
+            )
+    written: list[tuple[SheetSpec, Any]] = []
+    try:
+        for i, spec in enumerate(specs):
+            old = _find_sheet(book, spec.name)
+            anchor = old if old is not None else book.sheets[len(book.sheets) - 1]
+            sheet = book.sheets.add(name=_temp_name(book, i), after=anchor)
+            written.append((spec, sheet))
+            render_sheet(sheet, spec)
+    except BaseException:
+        for _, sheet in written:
+            _cosmetic(sheet.delete)
+        raise
+    for spec, sheet in written:
+        old = _find_sheet(book, spec.name)
+        if old is not None:
+            old.delete()
+        sheet.name = spec.name
+    return [spec.name for spec in specs]
+
+
+def _find_sheet(book: Any, name: str) -> Any | None:
+    for sheet in book.sheets:
+        if sheet.name.casefold() == name.casefold():
+            return sheet
+    return None
+
+
+def _temp_name(book: Any, i: int) -> str:
+    taken = {s.name.casefold() for s in book.sheets}
+    n = i
+    while f"{TEMP_PREFIX}{n}".casefold() in taken:
+        n += 1
+    return f"{TEMP_PREFIX}{n}"
+
+
+def render_sheet(sheet: Any, spec: SheetSpec) -> None:
+    """Write one result sheet: title, notes, blocks (values, formats, Excel tables), widths, charts."""
+    title = sheet.range("A1")
+    title.value = spec.title
+    title.font.bold = True
+    _cosmetic(setattr, title.font, "size", 14)
+    for i, note in enumerate(spec.notes):
+        cell = sheet.range((2 + i, 1))
+        cell.value = note
+        _cosmetic(setattr, cell.font, "italic", True)
+        _cosmetic(setattr, cell.font, "color", NOTE_FONT_COLOR)
+    for block in spec.blocks:
+        render_block(sheet, block)
+    for col, width in spec.column_widths.items():
+        letter = column_letter(col)
+        _cosmetic(setattr, sheet.range(f"{letter}:{letter}"), "column_width", width)
+    for chart in spec.charts:
+        _cosmetic(add_chart, sheet, chart)
+
+
+def render_block(sheet: Any, block: Block) -> None:
+    if block.title:
+        cell = sheet.range((block.top, block.left))
+        cell.value = block.title
+        cell.font.bold = True
+    width = len(block.header)
+    grid = [list(block.header), *[[_cell_value(v) for v in row] for row in block.rows]]
+    sheet.range((block.header_row, block.left)).value = grid
+    header = sheet.range((block.header_row, block.left), (block.header_row, block.left + width - 1))
+    header.font.bold = True
+    if not block.table_name:
+        _cosmetic(setattr, header, "color", HEADER_FILL)
+        _cosmetic(setattr, header.font, "color", HEADER_FONT_COLOR)
+    _cosmetic(setattr, header, "horizontal_alignment", "center")
+    _cosmetic(setattr, header, "wrap_text", True)
+    if block.rows:
+        for j, name in enumerate(block.header):
+            fmt = block.formats.get(name)
+            if fmt:
+                col = block.left + j
+                sheet.range((block.first_data_row, col), (block.last_row, col)).number_format = fmt
+        for (i, name), fmt in block.cell_formats.items():
+            if 0 <= i < len(block.rows) and name in block.header:
+                sheet.range((block.first_data_row + i, block.column_of(name))).number_format = fmt
+    if block.table_name and block.rows:
+        sheet.tables.add(
+            source=sheet.range(block.ref), name=block.table_name, table_style_name=TABLE_STYLE, has_headers=True
+        )
+
+
+def _cell_value(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN -> empty cell
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
+
+
+CHART_TYPES = {
+    ("bar", False, False): "column_clustered",
+    ("bar", False, True): "column_stacked",
+    ("bar", True, False): "bar_clustered",
+    ("bar", True, True): "bar_stacked",
+}
+
+
+def chart_type(chart: Chart) -> str:
+    """xlwings chart type for a :class:`Chart` description."""
+    if chart.kind == "bar":
+        return CHART_TYPES[("bar", chart.horizontal, chart.stacked)]
+    return "line" if chart.kind == "line" else "xy_scatter_lines"
+
+
+def chart_ranges(chart: Chart) -> tuple[str, str]:
+    """(series address with header row, category/x address) of a chart over its block.
+
+    Series limited to some rows (``Series.rows``, e.g. a highlighted point) are left out of the
+    Excel chart: the xlwings chart API takes whole columns. The file path draws them.
+    """
+    block = chart.block
+    columns = [block.column_of(s.column) for s in chart.series if s.rows is None] or [
+        block.column_of(chart.series[0].column)
+    ]
+    first, last = block.header_row, block.last_row
+    if columns == list(range(min(columns), max(columns) + 1)):
+        series = f"{column_letter(min(columns))}{first}:{column_letter(max(columns))}{last}"
+    else:
+        series = ",".join(f"{column_letter(c)}{first}:{column_letter(c)}{last}" for c in columns)
+    categories = block.column_range(chart.categories, absolute=False)
+    return series, categories
+
+
+def add_chart(sheet: Any, chart: Chart) -> Any:
+    """A native chart over the same :class:`Chart` description the file path draws (xlwings >= 0.37.3)."""
+    series, categories = chart_ranges(chart)
+    xl_chart = sheet.charts.add(
+        chart_type=chart_type(chart),
+        source=sheet.range(series),
+        plot_by="columns",
+        anchor=sheet.range(chart.anchor),
+        width=chart.width_cm * POINTS_PER_CM,
+        height=chart.height_cm * POINTS_PER_CM,
+    )
+    xl_chart.set_x_axis_values(sheet.range(categories))
+    xl_chart.title = chart.title
+    return xl_chart
+
+
+def _cosmetic(func: Callable[..., Any], *args: Any) -> None:
+    """Run a formatting call that an engine may lack (remote engine, older Excel); skip it if it fails.
+
+    Cosmetics never stop a result from being written.
+    """
+    with contextlib.suppress(Exception):
+        func(*args)
+
+
+# --------------------------------------------------------------------------- settings
+def config_files(book: Any | None = None) -> list[Path]:
+    """Config files, highest priority first: beside the workbook, the add-in's user file, xlwings' user file."""
+    files = []
+    fullname = getattr(book, "fullname", None) if book is not None else None
+    if fullname and os.path.isabs(str(fullname)):
+        files.append(Path(str(fullname)).parent / CONFIG_FILE)
+    if sys.platform == "darwin":
+        files.append(Path.home() / "Library" / "Containers" / "com.microsoft.Excel" / "Data" / CONFIG_FILE)
+    else:
+        files.append(Path.home() / ".myaddin" / CONFIG_FILE)
+    files.append(Path(xw.USER_CONFIG_FILE))
+    return files
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """An xlwings config file: lines ``"KEY","value"``; keys normalised (``Time Limit`` -> ``time_limit``)."""
+    config: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return config
+    for line in text.splitlines():
+        values = re.findall(r'"([^"]*)"', line)
+        if len(values) >= 2:
+            config.setdefault(normalize(values[0]), os.path.expandvars(values[1]))
+    return config
+
+
+def read_config_sheet(book: Any) -> tuple[str | None, dict[str, Any]]:
+    """The first config sheet of ``book`` (key in column A, value in B, from A1 down) and its entries."""
+    for name in CONFIG_SHEETS:
+        sheet = _find_sheet(book, name)
+        if sheet is None:
+            continue
+        config: dict[str, Any] = {}
+        last = sheet.used_range.last_cell
+        for row in sheet.range((1, 1), (max(last.row, 1), 2)).options(ndim=2).value or []:
+            if is_blank(row[0]):
+                break
+            config.setdefault(normalize(row[0]), row[1])
+        return sheet.name, config
+    return None, {}
+
+
+def read_config(book: Any) -> dict[str, tuple[Any, str]]:
+    """Merged config: key -> (value, where it came from). Sheet beats the files; files in order."""
+    merged: dict[str, tuple[Any, str]] = {}
+    sheet_name, sheet_config = read_config_sheet(book)
+    for key, value in sheet_config.items():
+        if not is_blank(value):
+            merged[key] = (value, f"sheet {sheet_name!r}")
+    for path in config_files(book):
+        for key, value in read_config_file(path).items():
+            if key not in merged and not is_blank(value):
+                merged[key] = (value, str(path))
+    return merged
+
+
+def run_options(book: Any, source: TableSource, progress: Callable[[Progress], None] | None = None) -> RunOptions:
+    """RunOptions from the xlwings config; a value the workbook's Settings table gives is left to it."""
+    config = read_config(book)
+    settings_table = source.table("Settings")
+    try:
+        settings = Settings(settings_table)
+    except InputError:
+        settings = Settings(None)  # the adapter reports a broken Settings table with its location
+    time_limit: float | None = None
+    solver: str | None = None
+    if "time_limit" in config and not settings.has("time_limit"):
+        value, where = config["time_limit"]
+        number = as_number(value)
+        if number is None or number <= 0:
+            raise InputError(
+                f"time_limit {value!r} is not a positive number of seconds.",
+                where=where,
+                fix="Enter the time limit in seconds, e.g. 60.",
+            )
+        time_limit = number
+    if "solver" in config and not settings.has("solver"):
+        solver = str(config["solver"][0]).strip()
+    return RunOptions(time_limit=time_limit, solver=solver, progress=progress)
+
+
+# --------------------------------------------------------------------------- status and messages
+class StatusBar:
+    """Excel's status bar as progress display; silent where the engine has none (remote engine)."""
+
+    def __init__(self, app: Any, min_interval: float = 0.5) -> None:
+        self.app = app
+        self.min_interval = min_interval
+        self._last = 0.0
+        self.available = True
+
+    def show(self, text: str) -> None:
+        if not self.available:
+            return
+        try:
+            self.app.status_bar = text
+        except Exception:  # NotImplementedError on the remote engine, COM errors on desktop
+            self.available = False
+        self._last = time.monotonic()
+
+    def progress(self, report: Progress) -> None:
+        if time.monotonic() - self._last < self.min_interval:
+            return
+        self.show(progress_text(report))
+
+    def clear(self) -> None:
+        if self.available:
+            _cosmetic(setattr, self.app, "status_bar", False)
+
+
+def progress_text(report: Progress) -> str:
+    parts = [f"{TITLE}: solving… {report.seconds:.0f} s"]
+    if report.fraction is not None:
+        parts.append(f"{100 * report.fraction:.0f}% done")
+    if report.objective is not None:
+        parts.append(f"best {report.objective:,.6g}")
+    if report.gap is not None:
+        parts.append(f"gap {100 * report.gap:.2f}%")
+    if report.message:
+        parts.append(report.message)
+    return ", ".join(parts)
+
+
+def alert(book: Any, message: str, title: str = TITLE, buttons: str = "ok", mode: str = "info") -> str | None:
+    """A message box; returns the button pressed (desktop) or None (remote engine, or no UI)."""
+    try:
+        return book.app.alert(message, title=title, buttons=buttons, mode=mode)
+    except Exception:  # last resort: the VBA side shows stderr in a message box
+        print(f"{title}: {message}", file=sys.stderr)
+        return None
+
+
+def is_remote(book: Any) -> bool:
+    return getattr(getattr(book.app, "engine", None), "name", "") in ("remote", "officejs")
+
+
+# --------------------------------------------------------------------------- templates
+def template_path(model: str) -> Path | None:
+    """The template workbook for ``model`` ("coupon" or "mix"), from the checkout, the wheel or the bundle.
+
+    TODO(lead): point this at addin/templates.py's output once its names are fixed.
+    """
+    names = {"coupon": ("dm_plan.xlsx",), "mix": ("mix_plan.xlsx",)}[model]
+    here = Path(__file__).resolve().parent
+    roots = [here.parent / "templates", here / "data" / "templates"]
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        roots.insert(0, Path(frozen) / "templates")
+    for root in roots:
+        for name in names:
+            if (root / name).exists():
+                return root / name
+    return None
+
+
+def insert_template(book: Any, model: str) -> list[str]:
+    """Copy the template's sheets into ``book`` (desktop Excel); returns the sheet names added."""
+    path = template_path(model)
+    if path is None:
+        raise FileNotFoundError(f"the {model} template is not installed with this copy of DMPlan")
+    source = book.app.books.open(str(path))
+    added = []
+    try:
+        for sheet in source.sheets:
+            if _find_sheet(book, sheet.name) is None:
+                sheet.copy(after=book.sheets[len(book.sheets) - 1])
+                added.append(sheet.name)
+    finally:
+        source.close()
+    book.activate()
+    return added
+
+
+def offer_template(book: Any, reason: str) -> None:
+    """No model tables: explain, and on desktop Excel offer to insert a template."""
+    text = (
+        f"{reason}\n\nThis workbook has none of DMPlan's input tables.\n"
+        "Insert a template with example data?\n"
+        "Yes: coupon plan (direct mail)\nNo: marketing mix\nCancel: nothing"
+    )
+    if is_remote(book):
+        alert(book, f"{reason}\n\nStart from a template: dmplan template coupon, or dmplan template mix.")
+        return
+    answer = alert(book, text, buttons="yes_no_cancel")
+    model = {"yes": "coupon", "no": "mix"}.get(answer or "")
+    if model is None:
+        return
+    try:
+        added = insert_template(book, model)
+    except Exception as exc:  # tell the user instead of a traceback
+        alert(book, f"Could not insert the {model} template: {exc}", mode="critical")
+        return
+    alert(book, f"Inserted the {model} template ({', '.join(added) or 'no new sheets'}). Click Solve workbook.")
+
+
+# --------------------------------------------------------------------------- ribbon entry point
+def input_sheets(source: TableSource) -> list[str]:
+    """Sheets holding the models' input tables: never written to."""
+    names = {t for adapter in models_present(source) for t in adapter.input_tables} | set(ALWAYS_PROTECTED)
+    sheets = []
+    for name in sorted(names):
+        table = source.table(name)
+        if table is not None:
+            sheets.append(table.sheet)
+    return sheets
+
+
+def summary_text(runs: Sequence[ModelRun], written: Sequence[str]) -> str:
+    outcome = "; ".join(f"{run.model}: {run.status.value}" for run in runs)
+    return f"{TITLE}: {outcome}. Results in {', '.join(written)}."
+
+
+def solve_book(book: Any, status: StatusBar | None = None) -> list[ModelRun]:
+    """Solve every model ``book`` holds and write its result sheets (raises InputError/NoModelError)."""
+    status = status or StatusBar(book.app)
+    source = XlwingsSource(book)
+    status.show(f"{TITLE}: reading the workbook…")
+    options = run_options(book, source, status.progress)
+    runs = solve_source(source, options)
+    status.show(f"{TITLE}: writing the results…")
+    written = write_sheets(book, [s for run in runs for s in run.sheets], protected=input_sheets(source))
+    status.show(summary_text(runs, written))
+    return runs
+
+
+def main(book: Any | None = None) -> None:
+    """Ribbon button / macro: solve the caller workbook; every problem ends in a message box."""
+    if book is None:
+        book = xw.Book.caller()
+    status = StatusBar(book.app)
+    try:
+        runs = solve_book(book, status)
+    except NoModelError as exc:
+        status.clear()
+        offer_template(book, str(exc))
+        return
+    except InputError as exc:
+        status.clear()
+        alert(book, f"Please check the input:\n\n{exc.describe()}", title=f"{TITLE}: input problem", mode="critical")
+        return
+    except Exception as exc:  # the user sees a message box, not a console traceback
+        status.clear()
+        alert(book, f"DMPlan stopped with an unexpected error:\n\n{type(exc).__name__}: {exc}", mode="critical")
+        return
+    unsolved = [run for run in runs if not run.status.has_plan]
+    if unsolved:
+        text = "\n".join(f"{run.model}: {run.status.value}" for run in unsolved)
+        alert(book, f"No plan for:\n{text}\n\nThe result sheets explain why.", mode="critical")
+    # the summary stays in the status bar until Excel's next action replaces it
+
+
+# --------------------------------------------------------------------------- worksheet functions
+# TODO(lead): the UDFs of issue 4 (=DMPLAN, =DMPARETO, =MIXPLAN) go here as @xw.func wrappers over
+# the models' own functions once their signatures are fixed. They must take exactly what Excel
+# passes (2-D lists, None for empty cells, floats), return an error text instead of raising, and
+# stay in-process (no subprocess per call).
