@@ -1,0 +1,391 @@
+"""``oa``: exact perspective-cut outer approximation on HiGHS (the default, fastest exact backend).
+
+The cones ``t z >= y^2`` of the MISOCP (or ``t >= y^2`` of the MIQP) are replaced by tangent cuts
+``t >= 2 v y - v^2 z`` (``z = 1`` without a binary). Every cut is valid for the cone, so the MILP over
+the cuts over-estimates the concave revenue and its proven dual bound (HiGHS ``mip_dual_bound``) is a
+valid upper bound of the original problem. The loop:
+
+1. initial cuts at several points of each piece (its ends, its quarter points and the unconstrained
+   optimum of its revenue), then cutting-plane rounds on the LP relaxation until its bound settles —
+   this approximates the MISOCP root bound and makes the first MILP tight;
+2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``), each given the time left
+   minus a reserve; after each round
+   - every returned plan is feasible for the original problem (the cuts only touch ``t``), so its true
+     revenue is a lower bound; the primal heuristic then fixes the plan's regions and solves the
+     remaining convex QP exactly (:mod:`solver.mix.qp`), which often improves it;
+   - the upper bound is the smallest MILP dual bound so far;
+   - violated cuts are added at the MILP's point and at the incumbent (at most ``max_cuts_per_cone`` per
+     cone, only cuts that are violated and new);
+3. stop when the relative gap ``(upper - lower) / max(1, |upper|)`` reaches ``gap`` or time runs out.
+
+The model stays alive between solves, so a sweep over the cap on changes (:mod:`solver.mix.pareto`)
+only changes one row bound and keeps every cut.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from solver.common import ProgressCallback, Status, relative_gap
+from solver.mix.backends.base import BackendOutcome, Clock, report
+from solver.mix.formulation import ConicModel
+from solver.mix.model import MixProblem, check_plan, regions
+from solver.mix.qp import linear_rows, solve_box_qp
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class OAOptions:
+    """Tuning of the outer-approximation loop."""
+
+    initial_points: int = 5  #: tangent points per piece before the first LP (ends, interior, revenue peak)
+    lp_rounds: int = 40  #: cutting-plane rounds on the LP relaxation
+    lp_tolerance: float = 1e-7  #: stop LP rounds when the bound improves by less (relative)
+    cut_violation: float = 1e-9  #: add a cut when ``y^2/z - t`` exceeds this (scaled units)
+    max_cuts_per_cone: int = 60
+    max_rounds: int = 200
+    reserve: float = 0.05  #: share of the time left kept back from each MILP round
+    threads: int = 1
+    verbose: bool = False
+
+
+@dataclass
+class _CutPool:
+    points: list[set[float]] = field(default_factory=list)
+    count: int = 0
+
+
+class OuterApproximation:
+    """A live outer-approximation model of one problem; solve it repeatedly (e.g. over several K).
+
+    Parameters
+    ----------
+    problem:
+        The problem.
+    model:
+        Its MISOCP (perspective cuts) or MIQP (plain tangent cuts) formulation.
+    options:
+        Loop tuning.
+    """
+
+    def __init__(self, problem: MixProblem, model: ConicModel, options: OAOptions | None = None) -> None:
+        self.problem = problem
+        self.model = model
+        self.options = options or OAOptions()
+        self.rows = linear_rows(problem)
+        self.regions = regions(problem)
+        self.incumbent: np.ndarray | None = None
+        self.incumbent_value = -math.inf
+        self.root_bound: float | None = None
+        self.cone_piece = np.flatnonzero(model.piece_t >= 0)
+        self.pool = _CutPool(points=[set() for _ in range(model.cone_t.size)])
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", self.options.verbose)
+        self.highs.setOptionValue("threads", self.options.threads)
+        self._pass_model()
+        self._add_initial_cuts()
+        self._integral = False
+
+    # -- model -----------------------------------------------------------------------------------------
+    def _pass_model(self) -> None:
+        m = self.model
+        lp = highspy.HighsLp()
+        lp.num_col_ = m.num_vars
+        lp.num_row_ = m.num_rows
+        lp.col_cost_ = m.cost
+        lp.col_lower_ = m.lower
+        lp.col_upper_ = m.upper
+        lp.row_lower_ = np.where(np.isfinite(m.row_lower), m.row_lower, -INF)
+        lp.row_upper_ = np.where(np.isfinite(m.row_upper), m.row_upper, INF)
+        lp.offset_ = m.offset
+        lp.sense_ = highspy.ObjSense.kMaximize
+        csc = sp.csc_matrix(m.matrix)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data.astype(float)
+        lp.a_matrix_.num_col_ = m.num_vars
+        lp.a_matrix_.num_row_ = m.num_rows
+        self.highs.passModel(lp)
+
+    def set_max_changes(self, k: int) -> None:
+        """Change the cap on changes (needs a model built with ``force_count_row=True``)."""
+        if self.model.count_row is None:
+            raise ValueError("the model has no max_changes row; build it with force_count_row=True")
+        self.highs.changeRowBounds(self.model.count_row, -INF, float(k))
+        self.problem = self.problem.with_max_changes(k)
+        if self.incumbent is not None and np.count_nonzero(self.incumbent) > k:
+            self.incumbent, self.incumbent_value = None, -math.inf
+
+    def _add_cuts(self, cones: np.ndarray, points: np.ndarray) -> int:
+        """Add tangent cuts ``t - 2 v y + v^2 z >= 0`` (or ``>= -v^2`` without ``z``); skip known ones."""
+        m = self.model
+        keep_cones: list[int] = []
+        keep_points: list[float] = []
+        for j, v in zip(cones.tolist(), points.tolist(), strict=True):
+            key = round(v, 12)
+            pool = self.pool.points[j]
+            if key in pool or len(pool) >= self.options.max_cuts_per_cone:
+                continue
+            pool.add(key)
+            keep_cones.append(j)
+            keep_points.append(v)
+        if not keep_cones:
+            return 0
+        js = np.asarray(keep_cones)
+        vs = np.asarray(keep_points)
+        z = m.cone_z[js]
+        has_z = z >= 0
+        nnz_per_row = np.where(has_z, 3, 2)
+        starts = np.concatenate([[0], np.cumsum(nnz_per_row)[:-1]]).astype(np.int32)
+        index = np.empty(int(nnz_per_row.sum()), dtype=np.int32)
+        value = np.empty(index.size)
+        index[starts] = m.cone_t[js]
+        value[starts] = 1.0
+        index[starts + 1] = m.cone_x[js]
+        value[starts + 1] = -2.0 * vs
+        zpos = starts[has_z] + 2
+        index[zpos] = z[has_z]
+        value[zpos] = vs[has_z] ** 2
+        lower = np.where(has_z, 0.0, -(vs**2))
+        upper = np.full(js.size, INF)
+        self.highs.addRows(js.size, lower, upper, index.size, starts, index, value)
+        self.pool.count += js.size
+        return int(js.size)
+
+    def _add_initial_cuts(self) -> None:
+        m = self.model
+        pieces = self.cone_piece
+        lo = m.piece_lo[pieces]
+        hi = m.piece_hi[pieces]
+        columns = [lo, hi, m.piece_peak[pieces]]
+        inner = max(0, self.options.initial_points - 3)
+        for q in range(1, inner + 1):
+            columns.append(lo + (hi - lo) * q / (inner + 1))
+        cones = np.tile(np.arange(pieces.size), len(columns))
+        self._add_cuts(cones, np.concatenate(columns))
+
+    def _violated(self, values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Cones whose cut set misses ``values`` by more than ``threshold``, and the tangent points there."""
+        m = self.model
+        t = values[m.cone_t]
+        y = values[m.cone_x]
+        has_z = m.cone_z >= 0
+        z = np.where(has_z, values[np.maximum(m.cone_z, 0)], 1.0)
+        active = z > 1e-9
+        zz = np.where(active, z, 1.0)
+        point = np.where(active, y / zz, 0.0)
+        gap = np.where(active, y * y / zz - t, 0.0)
+        pieces = self.cone_piece
+        point = np.clip(point, m.piece_lo[pieces], m.piece_hi[pieces])
+        hit = np.flatnonzero(gap > threshold)
+        return hit, point[hit]
+
+    def _cuts_at_plan(self, change: np.ndarray) -> int:
+        """Cuts at the pieces a feasible plan uses (tightens the approximation where the optimum lies)."""
+        values = self.model.encode(change, self.problem)
+        m = self.model
+        pieces = self.cone_piece
+        z = np.where(m.cone_z >= 0, values[np.maximum(m.cone_z, 0)], 1.0)
+        on = np.flatnonzero(z > 0.5)
+        points = values[m.cone_x[on]] / z[on]
+        return self._add_cuts(on, np.clip(points, m.piece_lo[pieces[on]], m.piece_hi[pieces[on]]))
+
+    # -- plans -----------------------------------------------------------------------------------------
+    def _offer(self, change: np.ndarray) -> bool:
+        """Keep ``change`` as the incumbent when it is better; returns True when it was."""
+        if not check_plan(self.problem, change).ok:
+            return False
+        value = self.problem.revenue(change)
+        if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
+            self.incumbent, self.incumbent_value = change, value
+            return True
+        return False
+
+    def _polish(self, change: np.ndarray, time_limit: float) -> np.ndarray | None:
+        """Fix the regions of ``change`` and solve the remaining convex QP exactly."""
+        reg = self.regions
+        m = self.problem.min_change
+        lower = np.zeros(self.problem.n)
+        upper = np.zeros(self.problem.n)
+        merged = m == 0
+        count_binds = self.model.count_row is not None
+        free_merged = merged & ((change != 0) if count_binds else True)
+        lower[free_merged] = reg.dec_lo[free_merged]
+        upper[free_merged] = reg.inc_hi[free_merged]
+        down = ~merged & (change < 0)
+        up = ~merged & (change > 0)
+        lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
+        lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
+        if not np.any(lower < upper):
+            return None
+        return solve_box_qp(self.problem, lower, upper, self.rows, time_limit=time_limit)
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def _run(self, time_limit: float, gap: float | None) -> highspy.HighsModelStatus:
+        self.highs.setOptionValue("time_limit", max(0.05, time_limit))
+        if gap is not None:
+            self.highs.setOptionValue("mip_rel_gap", gap)
+        self.highs.run()
+        return self.highs.getModelStatus()
+
+    def _lp_rounds(self, clock: Clock) -> highspy.HighsModelStatus:
+        status = highspy.HighsModelStatus.kNotset
+        previous = math.inf
+        for _ in range(self.options.lp_rounds):
+            status = self._run(clock.remaining(), None)
+            if status != highspy.HighsModelStatus.kOptimal:
+                return status
+            values = np.asarray(self.highs.getSolution().col_value)
+            bound = self.highs.getInfo().objective_function_value
+            self.root_bound = bound
+            hit, points = self._violated(values, 1e-7)
+            if hit.size == 0 or previous - bound <= self.options.lp_tolerance * max(1.0, abs(bound)):
+                break
+            previous = bound
+            self._add_cuts(hit, points)
+            if clock.remaining() <= 0:
+                break
+        return status
+
+    def solve(
+        self,
+        *,
+        time_limit: float | None = None,
+        gap: float = 1e-4,
+        progress: ProgressCallback | None = None,
+        warm_start: np.ndarray | None = None,
+    ) -> BackendOutcome:
+        """Run the loop until the gap closes or time runs out.
+
+        Parameters
+        ----------
+        time_limit:
+            Seconds for this solve (None: no limit).
+        gap:
+            Relative gap at which to stop.
+        progress:
+            Called after every round.
+        warm_start:
+            A feasible change vector to start from.
+
+        Returns
+        -------
+        BackendOutcome
+        """
+        clock = Clock(time_limit)
+        options = self.options
+        if warm_start is not None:
+            self._offer(np.asarray(warm_start, dtype=float))
+        m = self.model
+        integer = np.flatnonzero(m.integer)
+        nodes = 0
+        if not self._integral:
+            status = self._lp_rounds(clock)
+            if status == highspy.HighsModelStatus.kInfeasible:
+                return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
+            if integer.size:
+                self.highs.changeColsIntegrality(
+                    integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
+                )
+            self._integral = True
+        upper = math.inf
+        rounds = 0
+        cut_tol = options.cut_violation
+        message = ""
+        while rounds < options.max_rounds:
+            rounds += 1
+            if self.incumbent is not None:
+                start = m.encode(self.incumbent, self.problem)
+                self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+            budget = clock.remaining()
+            if budget <= 0:
+                message = "time limit"
+                break
+            status = self._run(budget * (1 - options.reserve) if math.isfinite(budget) else 1e30, 0.5 * gap)
+            info = self.highs.getInfo()
+            if status == highspy.HighsModelStatus.kInfeasible:
+                return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
+            if integer.size:
+                nodes += int(info.mip_node_count)
+                round_bound = float(info.mip_dual_bound)
+            else:
+                round_bound = (
+                    float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
+                )
+            if math.isfinite(round_bound):
+                upper = min(upper, round_bound)
+            solution = self.highs.getSolution()
+            has_point = info.primal_solution_status == 2 and solution.value_valid
+            hit = np.zeros(0, dtype=np.int64)
+            if has_point:
+                values = np.asarray(solution.col_value)
+                change = m.decode(values, self.problem)
+                self._offer(change)
+                polished = self._polish(change, max(0.1, clock.remaining()))
+                if polished is not None:
+                    self._offer(polished)
+                hit, points = self._violated(values, cut_tol)
+                self._add_cuts(hit, points)
+            if self.incumbent is not None:
+                self._cuts_at_plan(self.incumbent)
+            current = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
+            report(
+                progress,
+                clock,
+                self.incumbent_value if self.incumbent is not None else None,
+                upper if math.isfinite(upper) else None,
+                f"oa round {rounds}: {self.pool.count} cuts",
+            )
+            if current is not None and current <= gap:
+                message = "gap closed"
+                break
+            if clock.remaining() <= 0:
+                message = "time limit"
+                break
+            if has_point and hit.size == 0 and status == highspy.HighsModelStatus.kOptimal:
+                # the MILP's point satisfies every cone: only the MILP's own gap is left; tighten it
+                cut_tol = cut_tol * 0.1
+                if cut_tol < 1e-14:
+                    message = "no violated cuts left"
+                    break
+        if self.incumbent is None:
+            return BackendOutcome(
+                Status.TIME_LIMIT,
+                bound=upper if math.isfinite(upper) else None,
+                iterations=rounds,
+                nodes=nodes,
+                message=message,
+                root_bound=self.root_bound,
+            )
+        return BackendOutcome(
+            Status.FEASIBLE,
+            change=self.incumbent,
+            bound=upper if math.isfinite(upper) else None,
+            iterations=rounds,
+            nodes=nodes,
+            message=message,
+            root_bound=self.root_bound,
+            extra={"cuts": float(self.pool.count)},
+        )
+
+
+def solve(
+    problem: MixProblem,
+    model: ConicModel,
+    *,
+    time_limit: float | None,
+    gap: float,
+    progress: ProgressCallback | None,
+    warm_start: np.ndarray | None,
+) -> BackendOutcome:
+    """Solve ``problem`` (formulated as ``model``) by outer approximation; see the module docstring."""
+    return OuterApproximation(problem, model).solve(
+        time_limit=time_limit, gap=gap, progress=progress, warm_start=warm_start
+    )

@@ -1,0 +1,424 @@
+"""Marketing-mix adjustment model: input data, validation, feasible regions per activity and plan re-check.
+
+The problem (Huang, Xu & Lim, "Marketing Mix Optimization with Practical Constraints", arXiv 2101.03663):
+choose a spend change ``x_i`` per activity to maximise ``sum_i a_i x_i^2 + b_i x_i + c_i`` (``a_i <= 0``)
+subject to spend bounds ``min_spend_i <= baseline_i + x_i <= max_spend_i``, a total budget, a minimum
+change (``x_i = 0`` or ``|x_i| >= min_change_i``), at most ``K`` changed activities and linear business rules.
+
+Nothing in this module depends on a solver.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from solver.common import Certificate, FeasibilityCheck, InputError, Status, ViolationLog
+
+TABLE = "Activities"
+RULES_TABLE = "Rules"
+SETTINGS_TABLE = "Settings"
+
+#: a change smaller than this share of the activity's spend scale is treated as no change
+CHANGE_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A business rule ``lower <= sum_i weights[i] * (spend_i or change_i) <= upper``.
+
+    ``on="spend"`` applies the weights to the new spend ``baseline + change``; ``on="change"`` to the
+    change itself. ``None`` as a bound means unbounded on that side.
+    """
+
+    name: str
+    weights: np.ndarray
+    lower: float | None
+    upper: float | None
+    on: Literal["spend", "change"] = "spend"
+
+    def change_bounds(self, baseline: np.ndarray) -> tuple[float, float]:
+        """Bounds of ``sum_i weights[i] * change_i`` implied by this rule (``-inf``/``inf`` when open)."""
+        shift = float(self.weights @ baseline) if self.on == "spend" else 0.0
+        lower = -math.inf if self.lower is None else self.lower - shift
+        upper = math.inf if self.upper is None else self.upper - shift
+        return lower, upper
+
+
+@dataclass(frozen=True)
+class MixProblem:
+    """Input of a marketing-mix adjustment.
+
+    Arrays have one entry per activity (in the order of ``activity``). ``a``, ``b``, ``c`` give the
+    revenue of a spend change ``x``: ``a x^2 + b x + c`` with ``a <= 0``. ``budget_min`` and
+    ``budget_max`` bound the total new spend ``sum(baseline + x)``; ``max_changes`` (K) caps the number
+    of activities whose spend changes (``None``: no cap).
+    """
+
+    activity: tuple[str, ...]
+    baseline: np.ndarray
+    min_spend: np.ndarray
+    max_spend: np.ndarray
+    min_change: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    budget_min: float | None = None
+    budget_max: float | None = None
+    max_changes: int | None = None
+    rules: tuple[Rule, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("baseline", "min_spend", "max_spend", "min_change", "a", "b", "c"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
+        object.__setattr__(self, "activity", tuple(str(key) for key in self.activity))
+        validate(self)
+
+    @property
+    def n(self) -> int:
+        """Number of activities."""
+        return len(self.activity)
+
+    @property
+    def k(self) -> int:
+        """The effective cap on changes (``n`` when unlimited)."""
+        return self.n if self.max_changes is None else min(int(self.max_changes), self.n)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Per-activity spend scale (for tolerances and internal scaling), at least 1."""
+        return np.maximum.reduce(
+            [np.ones(self.n), np.abs(self.baseline), np.abs(self.min_spend), np.abs(self.max_spend)]
+        )
+
+    def revenue(self, change: np.ndarray) -> float:
+        """Total revenue ``sum_i a_i x_i^2 + b_i x_i + c_i`` of a change vector."""
+        x = np.asarray(change, dtype=float)
+        return float(np.sum(self.a * x * x + self.b * x + self.c))
+
+    def with_max_changes(self, max_changes: int | None) -> MixProblem:
+        """A copy of the problem with another cap on the number of changes."""
+        return MixProblem(
+            self.activity,
+            self.baseline,
+            self.min_spend,
+            self.max_spend,
+            self.min_change,
+            self.a,
+            self.b,
+            self.c,
+            self.budget_min,
+            self.budget_max,
+            max_changes,
+            self.rules,
+        )
+
+
+def validate(problem: MixProblem) -> None:
+    """Raise :class:`InputError` naming the first offending row of ``problem``.
+
+    Parameters
+    ----------
+    problem:
+        The problem to check.
+
+    Raises
+    ------
+    InputError
+        For wrong lengths, NaN values, duplicate ids, a baseline outside its bounds, a minimum above the
+        maximum, a convex revenue (``a > 0``), a negative minimum change, ``max_changes`` outside ``0..n``
+        and rules with the wrong length, NaN weights or ``lower > upper``.
+    """
+    n = len(problem.activity)
+    seen: set[str] = set()
+    for key in problem.activity:
+        if key in seen:
+            raise InputError(
+                f"activity id {key!r} appears more than once.",
+                table=TABLE,
+                key=key,
+                column="activity",
+                fix="Give every activity a unique id.",
+            )
+        seen.add(key)
+    columns = ("baseline", "min_spend", "max_spend", "min_change", "a", "b", "c")
+    for column in columns:
+        values = getattr(problem, column)
+        if values.shape != (n,):
+            raise InputError(
+                f"column has {values.size} values for {n} activities.",
+                table=TABLE,
+                column=column,
+                fix="Give every activity exactly one value.",
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise InputError(
+                "value is missing or not a finite number.",
+                table=TABLE,
+                key=problem.activity[bad[0]],
+                column=column,
+                fix="Enter a number.",
+            )
+    _first_bad(
+        problem,
+        problem.min_spend > problem.max_spend,
+        "min_spend",
+        "minimum spend is above the maximum spend.",
+        "Make min_spend <= max_spend.",
+    )
+    _first_bad(
+        problem,
+        (problem.baseline < problem.min_spend) | (problem.baseline > problem.max_spend),
+        "baseline",
+        "baseline spend is outside [min_spend, max_spend].",
+        "Move the baseline or the bounds.",
+    )
+    convex = np.flatnonzero(problem.a > 0)
+    if convex.size:
+        names = ", ".join(repr(problem.activity[i]) for i in convex[:10])
+        more = f" and {convex.size - 10} more" if convex.size > 10 else ""
+        raise InputError(
+            f"revenue is not concave (a > 0) for activities {names}{more}.",
+            table=TABLE,
+            key=problem.activity[convex[0]],
+            column="a",
+            fix="Use a <= 0 (diminishing returns).",
+        )
+    _first_bad(problem, problem.min_change < 0, "min_change", "minimum change is negative.", "Use a value >= 0.")
+    if problem.max_changes is not None and not (
+        0 <= int(problem.max_changes) <= n and problem.max_changes == int(problem.max_changes)
+    ):
+        raise InputError(
+            f"max_changes = {problem.max_changes} is outside 0..{n}.",
+            table=SETTINGS_TABLE,
+            key="max_changes",
+            fix=f"Use a whole number between 0 and {n}.",
+        )
+    for name in ("budget_min", "budget_max"):
+        value = getattr(problem, name)
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"{name} is not a finite number.", table=SETTINGS_TABLE, key=name, fix="Enter a number.")
+    if problem.budget_min is not None and problem.budget_max is not None and problem.budget_min > problem.budget_max:
+        raise InputError(
+            f"budget_min {problem.budget_min:g} is above budget_max {problem.budget_max:g}.",
+            table=SETTINGS_TABLE,
+            key="budget_min",
+            fix="Make budget_min <= budget_max.",
+        )
+    names: set[str] = set()
+    for rule in problem.rules:
+        weights = np.asarray(rule.weights, dtype=float)
+        if rule.name in names:
+            raise InputError(
+                "rule name appears more than once.",
+                table=RULES_TABLE,
+                key=rule.name,
+                column="rule",
+                fix="Give every rule a unique name.",
+            )
+        names.add(rule.name)
+        if weights.shape != (n,):
+            raise InputError(
+                f"rule has {weights.size} weights for {n} activities.",
+                table=RULES_TABLE,
+                key=rule.name,
+                column="column",
+                fix="Give one weight per activity.",
+            )
+        if not np.all(np.isfinite(weights)):
+            raise InputError(
+                "rule weights contain a missing or non-finite value.",
+                table=RULES_TABLE,
+                key=rule.name,
+                column="column",
+                fix="Fill the weight column with numbers.",
+            )
+        for bound_name in ("lower", "upper"):
+            bound = getattr(rule, bound_name)
+            if bound is not None and not math.isfinite(bound):
+                raise InputError(
+                    f"rule {bound_name} is not a finite number.",
+                    table=RULES_TABLE,
+                    key=rule.name,
+                    column=bound_name,
+                    fix="Enter a number or leave it blank.",
+                )
+        if rule.lower is not None and rule.upper is not None and rule.lower > rule.upper:
+            raise InputError(
+                f"rule lower {rule.lower:g} is above upper {rule.upper:g}.",
+                table=RULES_TABLE,
+                key=rule.name,
+                column="lower",
+                fix="Make lower <= upper.",
+            )
+        if rule.on not in ("spend", "change"):
+            raise InputError(
+                f"rule applies to {rule.on!r}.",
+                table=RULES_TABLE,
+                key=rule.name,
+                column="on",
+                fix="Use 'spend' or 'change'.",
+            )
+
+
+def _first_bad(problem: MixProblem, mask: np.ndarray, column: str, message: str, fix: str) -> None:
+    bad = np.flatnonzero(mask)
+    if bad.size:
+        raise InputError(message, table=TABLE, key=problem.activity[bad[0]], column=column, fix=fix)
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Feasible change regions of every activity (the paper's Table 1).
+
+    Per activity the change lies in the decrease region ``[dec_lo, dec_hi]`` (when ``has_dec``), is zero,
+    or lies in the increase region ``[inc_lo, inc_hi]`` (when ``has_inc``). An empty region is dropped.
+    With ``min_change = 0`` the regions touch zero and form one interval ``[dec_lo, inc_hi]``.
+    """
+
+    dec_lo: np.ndarray
+    dec_hi: np.ndarray
+    inc_lo: np.ndarray
+    inc_hi: np.ndarray
+    has_dec: np.ndarray
+    has_inc: np.ndarray
+
+    @property
+    def movable(self) -> np.ndarray:
+        """Activities that can change at all."""
+        return self.has_dec | self.has_inc
+
+
+def regions(problem: MixProblem) -> Regions:
+    """Feasible change regions per activity after the paper's Table 1.
+
+    Parameters
+    ----------
+    problem:
+        A validated problem.
+
+    Returns
+    -------
+    Regions
+        Decrease ``[min_spend - baseline, -min_change]`` and increase ``[min_change, max_spend - baseline]``
+        intervals; a region is kept only when it is non-empty and contains a non-zero change.
+    """
+    down = problem.min_spend - problem.baseline  # <= 0
+    up = problem.max_spend - problem.baseline  # >= 0
+    m = problem.min_change
+    has_dec = (down < 0) & (down <= -m)
+    has_inc = (up > 0) & (up >= m)
+    return Regions(
+        dec_lo=np.where(has_dec, down, 0.0),
+        dec_hi=np.where(has_dec, -m, 0.0),
+        inc_lo=np.where(has_inc, m, 0.0),
+        inc_hi=np.where(has_inc, up, 0.0),
+        has_dec=has_dec,
+        has_inc=has_inc,
+    )
+
+
+def snap(problem: MixProblem, change: np.ndarray) -> np.ndarray:
+    """Set changes below ``CHANGE_EPSILON`` times the activity's scale to exactly zero."""
+    x = np.array(change, dtype=float)
+    x[np.abs(x) < CHANGE_EPSILON * problem.scale] = 0.0
+    return x
+
+
+def region_of(problem: MixProblem, change: np.ndarray) -> np.ndarray:
+    """Region of each change: -1 decrease, 0 keep, +1 increase."""
+    x = snap(problem, change)
+    return np.sign(x).astype(int)
+
+
+def check_plan(problem: MixProblem, change: np.ndarray, tolerance: float = 1e-6) -> FeasibilityCheck:
+    """Re-check a change vector against the original constraints of ``problem``.
+
+    Violations are measured relative to the size of the bound they break (``max(1, |bound|)``).
+
+    Parameters
+    ----------
+    problem:
+        The problem whose constraints are checked.
+    change:
+        The change per activity.
+    tolerance:
+        Largest relative violation still accepted.
+
+    Returns
+    -------
+    FeasibilityCheck
+        The largest violation and a description of every violation above the tolerance.
+    """
+    log = ViolationLog(tolerance)
+    x = snap(problem, change)
+    if x.shape != (problem.n,) or not np.all(np.isfinite(x)):
+        log.check("plan shape", math.inf)
+        return log.result()
+    spend = problem.baseline + x
+    for i, key in enumerate(problem.activity):
+        log.check(f"min_spend of {key!r}", (problem.min_spend[i] - spend[i]) / max(1.0, abs(problem.min_spend[i])))
+        log.check(f"max_spend of {key!r}", (spend[i] - problem.max_spend[i]) / max(1.0, abs(problem.max_spend[i])))
+        if x[i] != 0.0 and problem.min_change[i] > 0:
+            log.check(f"min_change of {key!r}", (problem.min_change[i] - abs(x[i])) / max(1.0, problem.min_change[i]))
+    total = float(spend.sum())
+    if problem.budget_min is not None:
+        log.check("budget_min", (problem.budget_min - total) / max(1.0, abs(problem.budget_min)))
+    if problem.budget_max is not None:
+        log.check("budget_max", (total - problem.budget_max) / max(1.0, abs(problem.budget_max)))
+    changes = int(np.count_nonzero(x))
+    log.check("max_changes", float(changes - problem.k))
+    for rule in problem.rules:
+        value = float(rule.weights @ (spend if rule.on == "spend" else x))
+        if rule.lower is not None:
+            log.check(f"rule {rule.name!r} lower", (rule.lower - value) / max(1.0, abs(rule.lower)))
+        if rule.upper is not None:
+            log.check(f"rule {rule.name!r} upper", (value - rule.upper) / max(1.0, abs(rule.upper)))
+    return log.result()
+
+
+@dataclass(frozen=True)
+class MixResult:
+    """Outcome of a mix solve: the certificate and the plan (``change``, ``None`` without a plan)."""
+
+    problem: MixProblem
+    certificate: Certificate
+    change: np.ndarray | None
+    formulation: str
+    root_bound: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        return self.certificate.status
+
+    @property
+    def objective(self) -> float | None:
+        return self.certificate.objective
+
+    @property
+    def bound(self) -> float | None:
+        return self.certificate.bound
+
+    @property
+    def gap(self) -> float | None:
+        return self.certificate.gap
+
+    @property
+    def spend(self) -> np.ndarray | None:
+        """New spend per activity."""
+        return None if self.change is None else self.problem.baseline + self.change
+
+    @property
+    def region(self) -> np.ndarray | None:
+        """-1 decrease, 0 keep, +1 increase per activity."""
+        return None if self.change is None else region_of(self.problem, self.change)
+
+    @property
+    def changes(self) -> int:
+        """Number of activities whose spend changes."""
+        return 0 if self.change is None else int(np.count_nonzero(snap(self.problem, self.change)))

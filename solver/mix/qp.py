@@ -1,0 +1,135 @@
+"""The convex QP left once every activity's region is fixed, solved exactly with HiGHS's QP solver.
+
+With the region of every activity fixed (decrease interval, zero, or increase interval) the minimum
+change and the cap on changes disappear and what remains is a separable concave maximisation over box
+bounds and the linear budget and rule rows. It is the primal heuristic of the ``oa`` backend and the
+inner solve of the brute-force oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from solver.mix.model import MixProblem
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class LinearRows:
+    """The budget and rule rows of a problem in change space: ``lower <= matrix @ x <= upper``."""
+
+    matrix: sp.csr_matrix
+    lower: np.ndarray
+    upper: np.ndarray
+    names: tuple[str, ...]
+
+
+def linear_rows(problem: MixProblem) -> LinearRows:
+    """Budget and rule rows of ``problem`` written on the change ``x``."""
+    rows: list[np.ndarray] = []
+    lower: list[float] = []
+    upper: list[float] = []
+    names: list[str] = []
+    total = float(problem.baseline.sum())
+    if problem.budget_min is not None or problem.budget_max is not None:
+        rows.append(np.ones(problem.n))
+        lower.append(-INF if problem.budget_min is None else problem.budget_min - total)
+        upper.append(INF if problem.budget_max is None else problem.budget_max - total)
+        names.append("budget")
+    for rule in problem.rules:
+        lo, hi = rule.change_bounds(problem.baseline)
+        rows.append(np.asarray(rule.weights, dtype=float))
+        lower.append(lo)
+        upper.append(hi)
+        names.append(f"rule {rule.name}")
+    matrix = sp.csr_matrix(np.vstack(rows)) if rows else sp.csr_matrix((0, problem.n))
+    return LinearRows(matrix, np.asarray(lower), np.asarray(upper), tuple(names))
+
+
+def solve_box_qp(
+    problem: MixProblem,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    rows: LinearRows | None = None,
+    time_limit: float | None = None,
+) -> np.ndarray | None:
+    """Maximise the revenue over ``lower <= x <= upper`` and the budget and rule rows.
+
+    Parameters
+    ----------
+    problem:
+        The problem (revenue coefficients, budget, rules).
+    lower, upper:
+        Bounds on the change of every activity (the fixed region's interval, or 0 and 0).
+    rows:
+        Pre-computed :func:`linear_rows` of the problem (computed when omitted).
+    time_limit:
+        Seconds allowed to HiGHS.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The optimal change, or None when the QP is infeasible or HiGHS fails.
+    """
+    rows = rows if rows is not None else linear_rows(problem)
+    free = np.flatnonzero(lower < upper)
+    fixed_change = np.where(lower < upper, 0.0, lower)
+    shift = rows.matrix @ fixed_change if rows.matrix.shape[0] else np.zeros(0)
+    n = free.size
+    if n == 0:
+        ok = np.all(shift >= rows.lower - 1e-9 * np.maximum(1, np.abs(rows.lower))) and np.all(
+            shift <= rows.upper + 1e-9 * np.maximum(1, np.abs(rows.upper))
+        )
+        return fixed_change if ok else None
+    a = problem.a[free]
+    b = problem.b[free]
+    lower = lower[free]
+    upper = upper[free]
+    scale = np.maximum(np.maximum(np.abs(lower), np.abs(upper)), 1.0)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+    h.setOptionValue("dual_feasibility_tolerance", 1e-9)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(0.01, float(time_limit)))
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.col_cost_ = -b * scale
+    lp.col_lower_ = lower / scale
+    lp.col_upper_ = upper / scale
+    matrix = sp.csc_matrix(rows.matrix[:, free] @ sp.diags(scale)) if rows.matrix.shape[0] else sp.csc_matrix((0, n))
+    row_size = np.ones(matrix.shape[0])
+    if matrix.shape[0]:
+        row_size = np.maximum(np.asarray(abs(matrix).max(axis=1).todense()).ravel(), 1e-300)
+        matrix = sp.csc_matrix(sp.diags(1.0 / row_size) @ matrix)
+    lp.num_row_ = matrix.shape[0]
+    lp.row_lower_ = (rows.lower - shift) / row_size
+    lp.row_upper_ = (rows.upper - shift) / row_size
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(float)
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = matrix.shape[0]
+    h.passModel(lp)
+    diagonal = -2.0 * a * scale * scale
+    if np.any(diagonal > 0):
+        hessian = highspy.HighsHessian()
+        hessian.dim_ = n
+        hessian.format_ = highspy.HessianFormat.kTriangular
+        hessian.start_ = np.arange(n + 1, dtype=np.int32)
+        hessian.index_ = np.arange(n, dtype=np.int32)
+        hessian.value_ = diagonal
+        h.passHessian(hessian)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    y = np.asarray(h.getSolution().col_value)
+    fixed_change[free] = np.clip(y * scale, lower, upper)
+    return fixed_change
