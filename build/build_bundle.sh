@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the one-folder bundle build/out/dmplan/ (executable `dmplan`, templates, add-in) with
+# PyInstaller, then smoke-tests it. Usage: bash build/build_bundle.sh [--no-smoke]
+# Build on the target OS: a Windows bundle must be built on Windows, a macOS one on macOS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+start=$(date +%s)
+"$PYTHON" build/build_addin.py >/dev/null           # the add-in the bundle carries
+"$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
+    --distpath build/out --workpath build/work build/dmplan.spec
+bundle=build/out/dmplan
+# what a user handles sits at the top of the bundle: the add-in, templates, install scripts
+cp xlsm/dmplan.xlam "$bundle/"
+[ -f xlsm/dmplan_demo.xlsm ] && cp xlsm/dmplan_demo.xlsm xlsm/dmplan_demo.py "$bundle/"
+if compgen -G "templates/*" >/dev/null; then rm -rf "$bundle/templates"; cp -r templates "$bundle/templates"; fi
+for f in build/install_windows.ps1 build/install_macos.sh build/INSTALL.md; do [ -f "$f" ] && cp "$f" "$bundle/"; done
+end=$(date +%s)
+exe="$bundle/dmplan"
+[ -x "$exe" ] || exe="$bundle/dmplan.exe"
+size=$(du -sm "$bundle" | cut -f1)
+echo "bundle: $bundle (${size} MB, built in $((end - start)) s)"
+if [ "${1:-}" != "--no-smoke" ]; then
+    # the interface xlwings' RunPython uses: the executable as interpreter with -c
+    "$exe" -B -c "import dmplan, addin.xl, highspy, openpyxl; print('frozen python ok')"
+fi
