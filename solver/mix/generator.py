@@ -112,7 +112,7 @@ def paper_instance(spec: InstanceSpec) -> MixProblem:
         c=c,
         budget_min=0.99 * total,
         budget_max=1.01 * total,
-        max_changes=int(round(spec.k_share * n)),
+        max_changes=round(spec.k_share * n),
         rules=rules,
     )
 
@@ -204,7 +204,7 @@ def retailer_instance(
         c=c,
         budget_min=None,
         budget_max=0.9 * total,
-        max_changes=int(round(0.25 * n)),
+        max_changes=round(0.25 * n),
         rules=tuple(rules),
     )
     return RetailerInstance(problem, inst, group, week)

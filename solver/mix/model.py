@@ -209,10 +209,10 @@ def validate(problem: MixProblem) -> None:
             key="budget_min",
             fix="Make budget_min <= budget_max.",
         )
-    names: set[str] = set()
+    rule_names: set[str] = set()
     for rule in problem.rules:
         weights = np.asarray(rule.weights, dtype=float)
-        if rule.name in names:
+        if rule.name in rule_names:
             raise InputError(
                 "rule name appears more than once.",
                 table=RULES_TABLE,
@@ -220,7 +220,7 @@ def validate(problem: MixProblem) -> None:
                 column="rule",
                 fix="Give every rule a unique name.",
             )
-        names.add(rule.name)
+        rule_names.add(rule.name)
         if weights.shape != (n,):
             raise InputError(
                 f"rule has {weights.size} weights for {n} activities.",

@@ -261,6 +261,7 @@ class OuterApproximation:
         gap: float = 1e-4,
         progress: ProgressCallback | None = None,
         warm_start: np.ndarray | None = None,
+        upper_bound: float | None = None,
     ) -> BackendOutcome:
         """Run the loop until the gap closes or time runs out.
 
@@ -274,6 +275,8 @@ class OuterApproximation:
             Called after every round.
         warm_start:
             A feasible change vector to start from.
+        upper_bound:
+            A known valid upper bound (e.g. the optimum of a relaxation with a larger K).
 
         Returns
         -------
@@ -295,12 +298,24 @@ class OuterApproximation:
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
-        upper = math.inf
+        upper = math.inf if upper_bound is None else float(upper_bound)
         rounds = 0
         cut_tol = options.cut_violation
         message = ""
+        initial_gap = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
+        if initial_gap is not None and initial_gap <= gap:
+            return BackendOutcome(
+                Status.FEASIBLE,
+                change=self.incumbent,
+                bound=upper,
+                message="warm start within gap",
+                root_bound=self.root_bound,
+            )
+        stalled = 0
+        previous_upper = upper
         while rounds < options.max_rounds:
             rounds += 1
+            pool_before = self.pool.count
             if self.incumbent is not None:
                 start = m.encode(self.incumbent, self.problem)
                 self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
@@ -349,12 +364,17 @@ class OuterApproximation:
             if clock.remaining() <= 0:
                 message = "time limit"
                 break
-            if has_point and hit.size == 0 and status == highspy.HighsModelStatus.kOptimal:
-                # the MILP's point satisfies every cone: only the MILP's own gap is left; tighten it
-                cut_tol = cut_tol * 0.1
-                if cut_tol < 1e-14:
-                    message = "no violated cuts left"
+            added = hit.size + (self.pool.count - pool_before)
+            if added == 0 and upper >= previous_upper:
+                # nothing changed: the remaining gap is below the MILP's tolerances (or the MILP ran out of time)
+                stalled += 1
+                cut_tol *= 0.1
+                if stalled >= 3:
+                    message = "stalled: the gap left is within the MILP tolerances"
                     break
+            else:
+                stalled = 0
+            previous_upper = upper
         if self.incumbent is None:
             return BackendOutcome(
                 Status.TIME_LIMIT,

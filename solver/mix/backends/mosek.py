@@ -1,0 +1,67 @@
+"""``mosek``: the MISOCP/MIQP through cvxpy with MOSEK, used only when mosek is importable and licensed.
+
+Not exercised on this machine (no licence); :func:`check_available` makes the backend skip cleanly.
+The bound is the solver's termination criterion as cvxpy exposes no dual bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.common import ProgressCallback
+from solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from solver.mix.backends.cvx import solve_with_cvxpy
+from solver.mix.formulation import ConicModel
+from solver.mix.model import MixProblem
+
+
+def check_available() -> None:
+    """Raise :class:`BackendUnavailable` unless mosek imports, holds a licence and cvxpy knows MOSEK."""
+    try:
+        import cvxpy as cp
+        import mosek
+
+        with mosek.Env() as env, env.Task() as task:
+            task.checkoutlicense(mosek.feature.pts)  # raises without a valid licence
+    except Exception as error:  # ImportError or a licence error of any kind
+        raise BackendUnavailable(f"mosek is not available: {error}") from error
+    if "MOSEK" not in cp.installed_solvers():
+        raise BackendUnavailable("cvxpy cannot call MOSEK")
+
+
+def solve(
+    problem: MixProblem,
+    model: ConicModel,
+    *,
+    time_limit: float | None,
+    gap: float,
+    progress: ProgressCallback | None,
+    warm_start: np.ndarray | None,
+) -> BackendOutcome:
+    """Solve the neutral ``model`` with MOSEK through cvxpy (time limit and gap passed on, no warm start).
+
+    Parameters
+    ----------
+    problem, model:
+        The problem and its formulation.
+    time_limit, gap:
+        Passed to MOSEK.
+    progress:
+        Called once at the end.
+    warm_start:
+        Ignored.
+
+    Returns
+    -------
+    BackendOutcome
+    """
+    check_available()
+    options: dict[str, object] = {
+        "mosek_params": {
+            "MSK_DPAR_MIO_TOL_REL_GAP": gap,
+            **({"MSK_DPAR_OPTIMIZER_MAX_TIME": time_limit} if time_limit else {}),
+        }
+    }
+    return solve_with_cvxpy(
+        problem, model, time_limit=time_limit, gap=gap, progress=progress, solver="MOSEK", options=options
+    )
