@@ -43,6 +43,8 @@ HEADER_FONT_COLOR = "#FFFFFF"
 NOTE_FONT_COLOR = "#595959"
 TABLE_STYLE = "TableStyleMedium2"
 TEMP_PREFIX = "~dmplan"
+#: Excel table names are unique in a workbook: new tables get this prefix until the old sheet is gone.
+TEMP_TABLE_PREFIX = "dmplan_new_"
 POINTS_PER_CM = 72 / 2.54
 #: Sheets that are never overwritten even when a model does not list them as inputs.
 ALWAYS_PROTECTED = ("Settings", "Customers", "Rules", *CONFIG_SHEETS)
@@ -111,6 +113,7 @@ def write_sheets(book: Any, specs: Sequence[SheetSpec], protected: Sequence[str]
                 f"result sheet {spec.name!r} would replace an input sheet.",
                 fix="Rename your input sheet; DMPlan writes its results to sheets of that name.",
             )
+    _check_table_names(book, specs)
     written: list[tuple[SheetSpec, Any]] = []
     try:
         for i, spec in enumerate(specs):
@@ -128,7 +131,29 @@ def write_sheets(book: Any, specs: Sequence[SheetSpec], protected: Sequence[str]
         if old is not None:
             old.delete()
         sheet.name = spec.name
+        for excel_table in sheet.tables:
+            if excel_table.name.startswith(TEMP_TABLE_PREFIX):
+                excel_table.name = excel_table.name[len(TEMP_TABLE_PREFIX) :]
     return [spec.name for spec in specs]
+
+
+def _check_table_names(book: Any, specs: Sequence[SheetSpec]) -> None:
+    """Refuse result tables whose names a table on another (e.g. input) sheet already uses."""
+    replaced = {spec.name.casefold() for spec in specs}
+    taken = {
+        normalize(t.name): sheet.name
+        for sheet in book.sheets
+        if sheet.name.casefold() not in replaced
+        for t in sheet.tables
+    }
+    for spec in specs:
+        for block in spec.blocks:
+            if block.table_name and normalize(block.table_name) in taken:
+                raise XlwingsError(
+                    f"result table {block.table_name!r} of sheet {spec.name!r} has the name of a table "
+                    f"on sheet {taken[normalize(block.table_name)]!r}.",
+                    fix="Rename that table (Table Design > Table Name); DMPlan names its result tables so.",
+                )
 
 
 def _find_sheet(book: Any, name: str) -> Any | None:
@@ -192,7 +217,10 @@ def render_block(sheet: Any, block: Block) -> None:
                 sheet.range((block.first_data_row + i, block.column_of(name))).number_format = fmt
     if block.table_name and block.rows:
         sheet.tables.add(
-            source=sheet.range(block.ref), name=block.table_name, table_style_name=TABLE_STYLE, has_headers=True
+            source=sheet.range(block.ref),
+            name=TEMP_TABLE_PREFIX + block.table_name,
+            table_style_name=TABLE_STYLE,
+            has_headers=True,
         )
 
 

@@ -224,19 +224,18 @@ def test_write_sheets_builds_under_a_temporary_name_then_swaps(remote: None) -> 
         if a["func"] == "setFontProperty" and a["args"] == ["bold", True]
     ]
     assert (4, 0) in bold and (4, 5) in bold and (0, 0) in bold
-    assert {
-        "func": "addTable",
-        "args": ["$A$5:$C$7", True, "TableStyleMedium2", "PlanTable"],
-        "sheet_position": 2,
-    } in body
+    # the Excel table takes its name only once the old sheet (with a table of that name) is gone
+    table = {"func": "addTable", "args": ["$A$5:$C$7", True, "TableStyleMedium2", "dmplan_new_PlanTable"]}
+    assert {**table, "sheet_position": 2} in body
     # 4. the chart over the same description (series columns, categories)
     chart = next(a for a in body if a["func"] == "addChart")
     assert chart["args"][1] == "ColumnClustered" and chart["args"][3] == "$B$5:$C$7" and chart["args"][9] == "$I$12"
     assert next(a for a in body if a["func"] == "setChartXAxisValues")["args"][2] == "$A$6:$A$7"
     # 5. only then the old result goes and the new sheet takes its name and place
-    assert acts[-2:] == [
+    assert acts[-3:] == [
         {"func": "sheetDelete", "args": [None], "sheet_position": 1},
         {"func": "setSheetName", "args": ["Plan"], "sheet_position": 1},
+        {"func": "setTableName", "args": [0, "PlanTable"], "sheet_position": 1},
     ]
     assert [s.name for s in book.sheets] == ["Segments", "Plan", "Notes"]
 
@@ -256,6 +255,18 @@ def test_write_sheets_refuses_to_replace_an_input_sheet(remote: None) -> None:
         xl.write_sheets(book, [plan_spec("Segments")], protected=["Segments"])
     with pytest.raises(InputError, match="would replace an input sheet"):
         xl.write_sheets(book, [plan_spec("Settings")])
+    assert actions(book) == []
+
+
+def test_result_table_names_must_be_free(remote: None) -> None:
+    book = xw.Book(
+        json=payload(
+            sheet_entry("Segments", [["segment", "customers"], ["S01", 1200]], [table_entry("PlanTable", "A1:B2")]),
+            sheet_entry("Plan", [["Segment"], ["S01"]], [table_entry("PlanTable_old", "A1:A2")]),
+        )
+    )
+    with pytest.raises(InputError, match=r"result table 'PlanTable'.*sheet 'Segments'"):
+        xl.write_sheets(book, [plan_spec()])
     assert actions(book) == []
 
 
@@ -368,7 +379,7 @@ def test_main_solves_and_writes_results(remote: None, fake_models: FakeAdapter) 
     book = book_with_old_result()
     xl.main(book)
     assert alerts(book) == []
-    assert funcs(book)[0] == "addSheet" and funcs(book)[-1] == "setSheetName"
+    assert funcs(book)[0] == "addSheet" and funcs(book)[-2:] == ["setSheetName", "setTableName"]
     assert fake_models.options is not None and fake_models.options.progress is not None
 
 
