@@ -18,10 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "build" / "out" / "dmplan"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DMPLAN_SKIP_BUNDLE") == "1", reason="DMPLAN_SKIP_BUNDLE=1"),
-]
+skip_bundle = pytest.mark.skipif(os.environ.get("DMPLAN_SKIP_BUNDLE") == "1", reason="DMPLAN_SKIP_BUNDLE=1")
 
 
 def _load_entry():
@@ -56,6 +53,8 @@ def run(exe: Path, *args: str, cwd: Path | None = None, timeout: float = 300) ->
     )
 
 
+@pytest.mark.slow
+@skip_bundle
 def test_bundle_holds_the_addin_and_data(exe: Path) -> None:
     assert (BUNDLE / "dmplan.xlam").exists()
     assert (BUNDLE / "_internal" / "xlsm" / "dmplan.xlam").exists()
@@ -64,6 +63,8 @@ def test_bundle_holds_the_addin_and_data(exe: Path) -> None:
         assert any((BUNDLE / "templates").glob("*.xls*"))
 
 
+@pytest.mark.slow
+@skip_bundle
 def test_frozen_executable_runs_like_python_for_xlwings(exe: Path, tmp_path: Path) -> None:
     """RunPython starts Interpreter_Win/Mac as `<exe> -B -u -W ignore -c "<code>" --wb=... --from_xl=1`.
 
@@ -87,6 +88,8 @@ def test_frozen_executable_runs_like_python_for_xlwings(exe: Path, tmp_path: Pat
     assert f"demo module {tmp_path / 'dmplan_demo.py'}" in proc.stdout
 
 
+@pytest.mark.slow
+@skip_bundle
 def test_frozen_solvers_work(exe: Path) -> None:
     # cvxpy gets ECOS explicitly: its default QP solver OSQP segfaults in any process that has
     # imported pulp (which loads pyscipopt) -- also outside the bundle, with these wheels.
@@ -115,6 +118,8 @@ print("cvxpy", round(float(z.value), 3))
     assert "cvxpy 1.5" in proc.stdout
 
 
+@pytest.mark.slow
+@skip_bundle
 def test_frozen_python_errors_exit_nonzero(exe: Path) -> None:
     """The VBA shows stderr in a message box when the exit code is not 0."""
     proc = run(exe, "-c", "raise SystemExit('boom')")
@@ -123,6 +128,8 @@ def test_frozen_python_errors_exit_nonzero(exe: Path) -> None:
     assert proc.returncode != 0 and "ZeroDivisionError" in proc.stderr
 
 
+@pytest.mark.slow
+@skip_bundle
 @pytest.mark.xfail(reason="needs the lead's command line (addin/cli.py with main() and `demo`)", strict=False)
 def test_frozen_demo(exe: Path, tmp_path: Path) -> None:
     proc = run(exe, "demo", cwd=tmp_path, timeout=600)
