@@ -53,6 +53,9 @@ class OAOptions:
     reserve: float = 0.05  #: share of the time left kept back from each MILP round
     threads: int = 1
     verbose: bool = False
+    #: skip the exact QP polish when (free activities) x (rows) exceeds this: the QP's factorisation then
+    #: costs more than it gains (the retailer case: 9 s per QP); the MILP's own plans still give the lower bound
+    polish_limit: int = 1_000_000
 
 
 @dataclass
@@ -223,7 +226,8 @@ class OuterApproximation:
         up = ~merged & (change > 0)
         lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
         lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
-        if not np.any(lower < upper):
+        free = int(np.count_nonzero(lower < upper))
+        if free == 0 or free * max(1, self.rows.matrix.shape[0]) > self.options.polish_limit:
             return None
         return solve_box_qp(self.problem, lower, upper, self.rows, time_limit=time_limit)
 
