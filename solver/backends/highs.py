@@ -1,0 +1,118 @@
+"""HiGHS through highspy: the default LP/MIP backend (in-process, no files, fast on small models)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from functools import cache
+
+import highspy
+import numpy as np
+
+from solver.common import Status
+from solver.linear import LinearProgram, LinearSolution
+
+
+def _status(model_status: highspy.HighsModelStatus, has_solution: bool) -> Status:
+    s = highspy.HighsModelStatus
+    if model_status == s.kOptimal:
+        return Status.OPTIMAL
+    if model_status in (s.kInfeasible, s.kUnboundedOrInfeasible):
+        return Status.INFEASIBLE
+    if model_status in (s.kTimeLimit, s.kIterationLimit, s.kSolutionLimit, s.kInterrupt, s.kObjectiveBound):
+        return Status.FEASIBLE if has_solution else Status.TIME_LIMIT
+    return Status.ERROR
+
+
+@cache
+def _silence_banner() -> None:
+    """HiGHS prints a licence banner to the C stdout when the first instance is made, before
+    any option can be set; make that first instance with stdout pointed at /dev/null."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def new_highs() -> highspy.Highs:
+    """A Highs instance with its output switched off."""
+    _silence_banner()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def build(program: LinearProgram) -> highspy.Highs:
+    """A silent Highs instance holding ``program``."""
+    h = new_highs()
+    lp = highspy.HighsLp()
+    lp.num_col_ = program.num_cols
+    lp.num_row_ = program.num_rows
+    lp.col_cost_ = np.asarray(program.cost, dtype=float)
+    lp.col_lower_ = np.asarray(program.col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(program.col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(program.row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(program.row_upper, dtype=float)
+    lp.offset_ = float(program.offset)
+    lp.sense_ = highspy.ObjSense.kMaximize if program.maximize else highspy.ObjSense.kMinimize
+    csc = program.matrix.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data.astype(float)
+    if program.is_mip:
+        assert program.integer is not None
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in program.integer
+        ]
+    h.passModel(lp)
+    return h
+
+
+def solve(
+    program: LinearProgram,
+    *,
+    time_limit: float | None = None,
+    gap: float = 1e-6,
+    warm_start: object | None = None,
+    options: dict[str, object] | None = None,
+) -> LinearSolution:
+    """Solve with HiGHS. ``warm_start`` is a primal point (MIPs) given to HiGHS as a start;
+    ``options`` are HiGHS options (e.g. ``{"solver": "ipm"}``)."""
+    start = time.perf_counter()
+    h = build(program)
+    for key, value in (options or {}).items():
+        h.setOptionValue(key, value)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+    if program.is_mip:
+        h.setOptionValue("mip_rel_gap", float(gap))
+        if warm_start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(np.asarray(warm_start, dtype=float))
+            h.setSolution(sol)
+    h.run()
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    status = _status(h.getModelStatus(), has_solution)
+    solution = h.getSolution()
+    x = np.array(solution.col_value) if has_solution else None
+    objective = float(info.objective_function_value) if has_solution else None
+    duals = None
+    if program.is_mip:
+        bound = float(info.mip_dual_bound)
+        iterations = int(info.mip_node_count)
+    else:
+        iterations = int(info.simplex_iteration_count)
+        if solution.dual_valid:
+            duals = np.array(solution.row_dual)
+        bound = program.dual_bound(duals) if duals is not None else None
+    if status == Status.INFEASIBLE:
+        x, objective, bound = None, None, None
+    return LinearSolution(status, x, objective, bound, duals, iterations, time.perf_counter() - start, "highs")

@@ -1,0 +1,18 @@
+"""Direct-mail coupon plan: the segment LP, the customer-level binary plan and the budget sweep."""
+
+from solver.coupon.customers import solve_customers
+from solver.coupon.model import CouponProblem, CouponResult, CustomerList, CustomerResult, Mailing
+from solver.coupon.pareto import BudgetPoint, budget_sweep
+from solver.coupon.segment import solve
+
+__all__ = [
+    "BudgetPoint",
+    "CouponProblem",
+    "CouponResult",
+    "CustomerList",
+    "CustomerResult",
+    "Mailing",
+    "budget_sweep",
+    "solve",
+    "solve_customers",
+]
