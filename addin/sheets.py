@@ -99,7 +99,7 @@ class Chart:
 
 @dataclass(frozen=True)
 class SheetSpec:
-    """One result sheet: its name, a title line, blocks and charts."""
+    """One result sheet: its name, a title (row 1), notes (one line in row 2), blocks from row 3, charts."""
 
     name: str
     title: str
@@ -109,9 +109,7 @@ class SheetSpec:
     column_widths: dict[int, float] = field(default_factory=dict)
 
 
-def kpi_block(
-    top: int, left: int, items: Sequence[tuple[str, Any, str | None]], title: str = "Key figures"
-) -> Block:
+def kpi_block(top: int, left: int, items: Sequence[tuple[str, Any, str | None]], title: str = "Key figures") -> Block:
     """A two-column block of labelled figures; each item is (label, value or formula, number format)."""
     rows = [[label, value] for label, value, _ in items]
     formats = {(i, "Value"): fmt for i, (_, _, fmt) in enumerate(items) if fmt}

@@ -127,14 +127,39 @@ def write_sheets(workbook: Workbook, specs: Sequence[SheetSpec], protected: Sequ
 def render_sheet(ws: Worksheet, spec: SheetSpec) -> None:
     ws["A1"] = spec.title
     ws["A1"].font = TITLE_FONT
-    for i, note in enumerate(spec.notes):
-        ws.cell(row=2 + i, column=1, value=note).font = Font(italic=True, color="595959")
+    if spec.notes:
+        ws.cell(row=2, column=1, value=" ".join(spec.notes)).font = Font(italic=True, color="595959")
     for block in spec.blocks:
         _render_block(ws, block)
-    for col, width in spec.column_widths.items():
+    for col, width in {**auto_widths(spec), **spec.column_widths}.items():
         ws.column_dimensions[_letter(col)].width = width
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
     for chart in spec.charts:
         ws.add_chart(build_chart(ws, chart), chart.anchor)
+
+
+def auto_widths(spec: SheetSpec, cap: float = 40.0) -> dict[int, float]:
+    """Column widths from the longest header or value (formulas count as 12 characters)."""
+    widths: dict[int, float] = {}
+    for block in spec.blocks:
+        for j, header in enumerate(block.header):
+            longest = len(str(header))
+            for row in block.rows[:500]:
+                value = row[j] if j < len(row) else None
+                text = "x" * 12 if isinstance(value, str) and value.startswith("=") else _display(value)
+                longest = max(longest, len(text))
+            col = block.left + j
+            widths[col] = max(widths.get(col, 8.0), min(cap, longest + 2.0))
+    return widths
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return "" if value is None else str(value)
 
 
 def _letter(col: int) -> str:
@@ -148,10 +173,9 @@ def _render_block(ws: Worksheet, block: Block) -> None:
         ws.cell(row=block.top, column=block.left, value=block.title).font = BLOCK_TITLE_FONT
     for j, header in enumerate(block.header):
         cell = ws.cell(row=block.header_row, column=block.left + j, value=header)
-        if not block.table_name:
-            cell.font = HEADER_FONT
-            cell.fill = HEADER_FILL
-        cell.alignment = Alignment(horizontal="center", wrap_text=True)
+        cell.font = HEADER_FONT
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(horizontal="center")
     for i, row in enumerate(block.rows):
         for j, value in enumerate(row):
             cell = ws.cell(row=block.first_data_row + i, column=block.left + j, value=_cell_value(value))

@@ -177,9 +177,9 @@ def render_sheet(sheet: Any, spec: SheetSpec) -> None:
     title.value = spec.title
     title.font.bold = True
     _cosmetic(setattr, title.font, "size", 14)
-    for i, note in enumerate(spec.notes):
-        cell = sheet.range((2 + i, 1))
-        cell.value = note
+    if spec.notes:
+        cell = sheet.range((2, 1))
+        cell.value = " ".join(spec.notes)
         _cosmetic(setattr, cell.font, "italic", True)
         _cosmetic(setattr, cell.font, "color", NOTE_FONT_COLOR)
     for block in spec.blocks:

@@ -1,0 +1,150 @@
+"""``dmplan bench coupon``: solve times of the segment LP and of customer lists of growing size.
+
+Every row is certified: objective, proven bound and gap come from the result. The reference
+solver runs on the same instances in the same run: PuLP/CBC for the segment LP, and HiGHS on
+the plain binary model (every customer a column, no sifting) for customer lists up to
+``--reference-max`` customers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from solver.backends.highs import solve as solve_highs
+from solver.common import relative_gap
+from solver.coupon import CouponProblem, CustomerList, Mailing, solve, solve_customers
+from solver.coupon.checks import customer_minimums
+from solver.coupon.customers import _classes, _program
+
+
+def book_problem(budget: float = 1_000_000) -> tuple[CouponProblem, CustomerList]:
+    """The book's data (5,000 customers, 16 segments), coupon values 0 / 1,000 / 2,000, 10% minimum."""
+    from addin.templates import bundled_csv
+
+    segments = bundled_csv("coupon/visit_probability.csv")
+    customers = bundled_csv("coupon/customers.csv")
+    index = {(r["age_cat"], r["freq_cat"]): i for i, r in enumerate(segments)}
+    seg = np.array([index[(r["age_cat"], r["freq_cat"])] for r in customers])
+    prob = np.array([[float(r[f"prob_dm{d}"]) for d in (1, 2, 3)] for r in segments])
+    mailings = tuple(Mailing(f"dm{d + 1}", "", v, 0.0, 0.1) for d, v in enumerate((0, 1000, 2000)))
+    ids = tuple(r["segment_id"] for r in segments)
+    problem = CouponProblem(ids, np.bincount(seg, minlength=16), mailings, prob, budget)
+    return problem, CustomerList(np.array([r["customer_id"] for r in customers]), seg)
+
+
+def scored_customers(problem: CouponProblem, size: int, seed: int = 1) -> tuple[CouponProblem, CustomerList]:
+    """``size`` customers with individual scores: segment probability times a customer effect
+    (lognormal, sigma 0.3) and a customer-mailing effect (lognormal, sigma 0.1); the budget
+    scales with the list (200 per customer, as the book's 1,000,000 for 5,000)."""
+    rng = np.random.default_rng(seed)
+    seg = rng.integers(0, len(problem.segments), size)
+    p = problem.probability[seg] * rng.lognormal(0, 0.3, (size, 1)) * rng.lognormal(0, 0.1, (size, 3))
+    p = np.clip(p, 0.0, 1.0)
+    counts = np.bincount(seg, minlength=len(problem.segments))
+    scaled = CouponProblem(
+        problem.segments, counts, problem.mailings, problem.probability, problem.budget * size / 5000
+    )
+    return scaled, CustomerList(np.arange(size), seg, p)
+
+
+def reference_binary(problem: CouponProblem, customers: CustomerList, time_limit: float) -> tuple[float, float, float]:
+    """HiGHS on the plain binary model: (objective, bound, seconds)."""
+    classes = _classes(problem, customers)
+    minimum = customer_minimums(problem, np.bincount(customers.segment, minlength=len(problem.segments)))
+    program = _program(classes, np.arange(len(classes.size)), minimum, problem.budget, integer=True)
+    start = time.perf_counter()
+    sol = solve_highs(program, time_limit=time_limit, gap=1e-4)
+    return float(sol.objective or np.nan), float(sol.bound or np.nan), time.perf_counter() - start
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="5000,100000,1000000", help="customer-list sizes (comma separated)")
+    parser.add_argument("--repeats", type=int, default=20, help="segment LP solves to time")
+    parser.add_argument("--reference-max", type=int, default=100_000, help="largest list the reference solves")
+    parser.add_argument("--reference-time-limit", type=float, default=300.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    problem, book_customers = book_problem()
+
+    table = Table(title="Segment LP (book data, 16 segments x 3 mailings)")
+    for col in ("solver", "objective", "proven bound", "gap", "median ms", "ratio to highs"):
+        table.add_column(col, justify="right")
+    timings: dict[str, float] = {}
+    for backend in ("highs", "pulp"):
+        times, result = [], None
+        for _ in range(args.repeats if backend == "highs" else max(3, args.repeats // 5)):
+            start = time.perf_counter()
+            result = solve(problem, solver=backend)
+            times.append(time.perf_counter() - start)
+        assert result is not None
+        timings[backend] = float(np.median(times))
+        table.add_row(
+            backend,
+            f"{result.objective:.4f}",
+            f"{result.certificate.bound:.4f}",
+            f"{result.certificate.gap:.2e}",
+            f"{1000 * timings[backend]:.2f}",
+            f"{timings[backend] / timings['highs']:.1f}x",
+        )
+    console.print(table)
+
+    table = Table(title="Customer-level plan (one mailing per customer, binary)")
+    for col in (
+        "customers",
+        "scores",
+        "status",
+        "objective",
+        "proven bound",
+        "gap",
+        "seconds",
+        "free",
+        "rounds",
+        "reference objective",
+        "reference gap",
+        "reference s",
+        "speed-up",
+    ):
+        table.add_column(col, justify="right")
+    for size in [int(s) for s in args.sizes.split(",")]:
+        if size == 5000:
+            p, customers = problem, book_customers
+            scores = "segment (book)"
+        else:
+            p, customers = scored_customers(problem, size)
+            scores = "individual"
+        result = solve_customers(p, customers)
+        cert = result.certificate
+        ref = ("", "", "", "")
+        if size <= args.reference_max:
+            if customers.probability is None:
+                customers = CustomerList(customers.customer_id, customers.segment, p.probability[customers.segment])
+            r_obj, r_bound, r_sec = reference_binary(p, customers, args.reference_time_limit)
+            gap = relative_gap(r_obj, r_bound)
+            ref = (
+                f"{r_obj:,.2f}",
+                f"{gap:.2e}" if gap is not None else "",
+                f"{r_sec:.2f}",
+                f"{r_sec / cert.seconds:.1f}x",
+            )
+        table.add_row(
+            f"{size:,}",
+            scores,
+            cert.status.value,
+            f"{cert.objective:,.2f}",
+            f"{cert.bound:,.2f}",
+            f"{cert.gap:.2e}",
+            f"{cert.seconds:.2f}",
+            f"{int(result.details.get('free_classes', 0)):,}",
+            f"{int(result.details.get('lp_rounds', 0))}",
+            *ref,
+        )
+        console.print(f"  {size:,} customers: {cert.seconds:.2f} s, gap {cert.gap:.2e}")
+    console.print(table)
+    return 0
