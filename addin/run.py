@@ -46,7 +46,7 @@ class ModelRun:
 
 class ModelAdapter(Protocol):
     name: str
-    input_tables: tuple[str, ...]  #: tables that, all present, mean the workbook holds this model
+    input_tables: tuple[str, ...]  #: any of them present means the workbook holds this model
     result_sheets: tuple[str, ...]
 
     def run(self, source: TableSource, options: RunOptions) -> ModelRun: ...
@@ -64,7 +64,8 @@ def adapters() -> list[ModelAdapter]:
 
 
 def models_present(source: TableSource) -> list[ModelAdapter]:
-    return [a for a in adapters() if all(source.table(t) is not None for t in a.input_tables)]
+    """Models with at least one input table; their readers name whatever else is missing."""
+    return [a for a in adapters() if any(source.table(t) is not None for t in a.input_tables)]
 
 
 class NoModelError(Exception):

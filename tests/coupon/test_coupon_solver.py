@@ -1,0 +1,210 @@
+"""The coupon models against independent answers: the book's optimum, SciPy's LP solver,
+PuLP/CBC, brute force over assignments, and the full binary MIP."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from addin.bench_coupon import book_problem, reference_binary, scored_customers
+from solver.common import InputError, Status
+from solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
+from solver.coupon import customers as sifting
+from solver.coupon.checks import customer_minimums
+from solver.coupon.model import whole_counts
+
+
+@pytest.fixture(scope="module")
+def book() -> tuple[CouponProblem, CustomerList]:
+    return book_problem()
+
+
+def test_book_reference_326_1(book):
+    problem, _ = book
+    result = solve(problem)
+    assert result.certificate.status == Status.OPTIMAL
+    assert round(result.objective, 1) == 326.1
+    assert result.objective == pytest.approx(326.0951, abs=1e-4)
+    assert result.certificate.bound == pytest.approx(result.objective, abs=1e-6)
+    assert result.certificate.feasibility.ok
+    assert result.budget_used == pytest.approx(1_000_000, rel=1e-9)
+    assert problem.min_feasible_budget == pytest.approx(761_850)
+    # every mailing reaches at least 10% of every segment, and shares add up to 1
+    assert (result.share >= 0.1 - 1e-9).all()
+    np.testing.assert_allclose(result.share.sum(axis=1), 1.0)
+
+
+def test_dollar_version_gives_the_same_plan(book):
+    problem, _ = book
+    dollars = CouponProblem(
+        problem.segments,
+        problem.customers,
+        tuple(Mailing(m.id, m.label, m.coupon_value / 100, 0.0, 0.1) for m in problem.mailings),
+        problem.probability,
+        10_000,
+    )
+    a, b = solve(problem), solve(dollars)
+    assert b.objective == pytest.approx(a.objective, abs=1e-6)
+    np.testing.assert_allclose(b.share, a.share, atol=1e-7)
+    assert b.shadow_price == pytest.approx(100 * a.shadow_price, rel=1e-6)
+
+
+def test_scipy_and_pulp_agree_with_highs(book):
+    problem, _ = book
+    S, D = problem.probability.shape
+    N = problem.customers
+    c = -(N[:, None] * problem.unit_gain).ravel()
+    a_eq = np.kron(np.eye(S), np.ones(D))
+    a_ub = (N[:, None] * problem.unit_cost).ravel()[None, :]
+    bounds = [(0.1, 1.0)] * (S * D)
+    scipy_result = linprog(c, A_ub=a_ub, b_ub=[problem.budget], A_eq=a_eq, b_eq=np.ones(S), bounds=bounds)
+    assert -scipy_result.fun == pytest.approx(solve(problem).objective, abs=1e-6)
+    assert solve(problem, solver="pulp").objective == pytest.approx(-scipy_result.fun, abs=1e-5)
+
+
+def test_shadow_price_is_the_marginal_value_of_budget(book):
+    problem, _ = book
+    base = solve(problem)
+    step = 1_000.0
+    more = solve(problem.with_budget(problem.budget + step))
+    assert (more.objective - base.objective) / step == pytest.approx(base.shadow_price, rel=1e-6)
+    assert base.cost_per_extra_conversion == pytest.approx(1_000_000 / base.objective)
+
+
+def test_budget_sweep_is_increasing_and_saturates(book):
+    problem, _ = book
+    sweep = budget_sweep(problem, points=8)
+    values = [p.extra_conversions for p in sweep]
+    assert sweep[0].budget == pytest.approx(problem.min_feasible_budget)
+    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:], strict=False))
+    beyond = solve(problem.with_budget(sweep[-1].budget * 1.2)).objective
+    assert beyond == pytest.approx(values[-1], abs=1e-7)  # saturated: more money buys nothing more
+    assert values[0] == pytest.approx(solve(problem.with_budget(sweep[0].budget)).objective)
+
+
+def test_whole_counts_add_up_to_segment_sizes(book):
+    problem, _ = book
+    counts = solve(problem).counts
+    np.testing.assert_array_equal(counts.sum(axis=1), problem.customers.astype(int))
+
+
+def test_customer_level_book(book):
+    problem, customers = book
+    result = solve_customers(problem, customers)
+    cert = result.certificate
+    assert cert.status == Status.OPTIMAL
+    assert round(cert.objective, 1) == 326.1  # the book: customer and segment models agree
+    assert cert.objective == pytest.approx(326.09, abs=1e-6)
+    assert cert.objective <= solve(problem).objective + 1e-9  # the LP is a relaxation
+    assert cert.feasibility.ok
+    counts = result.counts()
+    assert (counts >= customer_minimums(problem, problem.customers.astype(int))).all()
+
+
+def _brute_force(problem: CouponProblem, p: np.ndarray, seg: np.ndarray) -> float:
+    gain = p - p[:, [problem.baseline_index]]
+    cost = p * problem.coupon_values + problem.piece_costs
+    minimum = customer_minimums(problem, np.bincount(seg, minlength=len(problem.segments)))
+    best = -np.inf
+    M, D = p.shape
+    for choice in itertools.product(range(D), repeat=M):
+        a = np.array(choice)
+        if cost[np.arange(M), a].sum() > problem.budget + 1e-9:
+            continue
+        counts = np.zeros_like(minimum)
+        np.add.at(counts, (seg, a), 1)
+        if (counts < minimum).any():
+            continue
+        best = max(best, gain[np.arange(M), a].sum())
+    return best
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    customers=st.integers(3, 7),
+    budget_share=st.floats(0.0, 1.0),
+    min_share=st.sampled_from([0.0, 0.2, 0.34]),
+)
+def test_customer_level_matches_brute_force(seed, customers, budget_share, min_share):
+    rng = np.random.default_rng(seed)
+    mailings = (Mailing("a", "", 0, 0.0, min_share), Mailing("b", "", 5, 0.5, min_share), Mailing("c", "", 9, 0, 0.0))
+    seg = rng.integers(0, 2, customers)
+    p = np.sort(rng.random((customers, 3)), axis=1)
+    seg_prob = np.array([p[seg == s].mean(axis=0) if (seg == s).any() else [0.1, 0.2, 0.3] for s in range(2)])
+    base = CouponProblem(("s1", "s2"), np.bincount(seg, minlength=2), mailings, seg_prob, 1e9)
+    cost = p * base.coupon_values + base.piece_costs
+    minimum = customer_minimums(base, np.bincount(seg, minlength=2))
+    low = float(minimum.sum() * cost.max())  # safely feasible when minimums can be met at all
+    budget = cost.min(axis=1).sum() + budget_share * max(low, cost.max(axis=1).sum())
+    problem = base.with_budget(max(budget, base.min_feasible_budget))
+    expected = _brute_force(problem, p, seg)
+    result = solve_customers(problem, CustomerList(np.arange(customers), seg, p))
+    if not np.isfinite(expected):
+        assert result.certificate.status == Status.INFEASIBLE
+        return
+    assert result.certificate.objective == pytest.approx(expected, abs=1e-9)
+    assert result.certificate.bound >= expected - 1e-7
+    assert result.certificate.feasibility.ok
+
+
+def test_sifting_path_matches_the_full_binary_mip(book, monkeypatch):
+    """Force the sample/price-out path on 6,000 scored customers and compare with HiGHS on
+    the whole binary model (no sifting)."""
+    monkeypatch.setattr(sifting, "DIRECT_LIMIT", 1_000)
+    monkeypatch.setattr(sifting, "SAMPLE_SIZE", 600)
+    monkeypatch.setattr(sifting, "FREE_SIZE", 800)
+    problem, customers = scored_customers(book[0], 6_000, seed=3)
+    result = solve_customers(problem, customers, gap=1e-6)
+    assert result.details["lp_rounds"] >= 1 and result.details["free_classes"] < 6_000
+    ref_objective, ref_bound, _ = reference_binary(problem, customers, time_limit=120)
+    cert = result.certificate
+    assert cert.feasibility.ok
+    assert cert.bound >= ref_objective - 1e-6  # the Lagrangian bound is a true upper bound
+    assert cert.objective == pytest.approx(ref_objective, rel=2e-5)
+    assert cert.gap <= 1e-4
+
+
+def test_identical_scored_customers_are_grouped(book):
+    problem, customers = book
+    scored = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
+    result = solve_customers(problem, scored)
+    assert result.details["classes"] == 16
+    assert result.certificate.objective == pytest.approx(326.09, abs=1e-6)
+
+
+def test_budget_below_minimum_names_the_smallest_budget(book):
+    problem, _ = book
+    with pytest.raises(InputError, match="761,850.00") as info:
+        problem.with_budget(700_000)
+    assert info.value.table == "Settings" and info.value.key == "budget"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(probability=lambda p: np.where(p == p.max(), 1.5, p)), "outside"),
+        (dict(customers=lambda n: n * -1), "not a valid count"),
+        (dict(mailings=lambda ms: (*ms[:2], Mailing("dm3", "", 2000, 0, 0.9))), "add up to"),
+        (dict(mailings=lambda ms: (*ms[:2], Mailing("dm2", "", 2000, 0, 0.1))), "duplicate"),
+        (dict(mailings=lambda ms: (ms[0], ms[1], Mailing("dm3", "", -5, 0, 0.1))), "negative"),
+    ],
+)
+def test_invalid_problems_are_refused(book, change, match):
+    problem, _ = book
+    fields = dict(
+        segments=problem.segments,
+        customers=problem.customers,
+        mailings=problem.mailings,
+        probability=problem.probability,
+        budget=problem.budget,
+    )
+    for key, fn in change.items():
+        fields[key] = fn(fields[key])
+    with pytest.raises(InputError, match=match):
+        CouponProblem(**fields)
