@@ -546,7 +546,10 @@ def main(book: Any | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- worksheet functions
-# TODO(lead): the UDFs of issue 4 (=DMPLAN, =DMPARETO, =MIXPLAN) go here as @xw.func wrappers over
-# the models' own functions once their signatures are fixed. They must take exactly what Excel
-# passes (2-D lists, None for empty cells, floats), return an error text instead of raising, and
-# stay in-process (no subprocess per call).
+# The UDFs of issue 4 (=DMPLAN, =DMPARETO, =MIXPLAN) live in addin.udf: pure functions over what Excel
+# passes, wrapped with @xw.func there. They are imported here so that this module (the add-in's entry
+# module) is the one to register: UDF Modules = addin.xl (or dmplan) in the add-in's config, then
+# "Import Functions". They run in-process, no subprocess per call.
+from addin.udf import DMPARETO, DMPLAN, MIXPLAN  # noqa: E402
+
+UDFS = (DMPLAN, DMPARETO, MIXPLAN)
