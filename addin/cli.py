@@ -126,6 +126,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from addin import bench_coupon
 
         return bench_coupon.run(args)
+    if args.model == "udf":
+        from addin import bench_udf
+
+        return bench_udf.run(args)
     from addin import bench_mix
 
     return bench_mix.run(args)
@@ -161,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     from addin import bench_coupon
 
     bench_coupon.add_arguments(bench_sub.add_parser("coupon", help="segment LP and customer lists"))
+    from addin import bench_udf
+
+    bench_udf.add_arguments(bench_sub.add_parser("udf", help="worksheet functions: time per call in-process"))
     try:
         from addin import bench_mix
     except ImportError:

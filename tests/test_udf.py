@@ -199,3 +199,62 @@ def test_udfs_stay_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "Popen", refuse)
     assert not is_error(udf.dmplan_udf(book_segments(), book_mailings(), 1e6))
     assert not is_error(udf.dmpareto_udf(book_segments(), book_mailings(), None, None, 3.0))
+
+
+# --------------------------------------------------------------------------- MIXPLAN
+def mix_arguments() -> tuple[list[list[Any]], list[list[Any]], float]:
+    mix_io = pytest.importorskip("addin.mix_io")
+    rows = mix_io.example_activities()
+    # Excel hands every number as a float and keeps stray spaces in text
+    activities = [list(mix_io.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
+    activities[3][1] = f" {activities[3][1]} "
+    rules = [["rule", "column", "match", "lower", "upper", "on"], *mix_io.example_rules(rows), [None] * 6]
+    total = float(sum(r[5] for r in rows))
+    return [*activities, [None] * len(activities[0])], rules, total
+
+
+def test_mixplan_spills_the_plan_and_a_status_row() -> None:
+    from solver.mix import check_plan
+
+    activities, rules, total = mix_arguments()
+    n = sum(1 for r in activities[1:] if r[0] is not None)
+    out = udf.mixplan_udf(activities, 1.01 * total, float(n // 4), rules, 0.99 * total)
+    assert out[0] == ["activity", "new_spend", "change", "region"], out[:2]
+    assert len(out) == n + 2
+    status = out[-1]
+    assert status[0] == "status" and status[1] == "optimal" and status[2] == "gap" and status[3] <= 1e-4
+    plan = out[1:-1]
+    assert sum(1 for r in plan if r[3] != "unchanged") <= n // 4
+    assert 0.99 * total - 1e-6 <= sum(r[1] for r in plan) <= 1.01 * total + 1e-6
+    assert {r[3] for r in plan} <= {"increase", "decrease", "unchanged"}
+    # the same plan passes the model's own re-check on the problem read from the same arguments
+    data = udf.mix_input(activities, 1.01 * total, float(n // 4), rules, 0.99 * total)
+    import numpy as np
+
+    check = check_plan(data.problem, np.array([r[2] for r in plan]))
+    assert check.ok, check
+
+
+def test_mixplan_after_dmplan_in_the_same_process() -> None:
+    """One UDF server runs every function: a coupon LP first must not break the mix solve."""
+    activities, _rules, total = mix_arguments()
+    assert not is_error(udf.dmpareto_udf(book_segments(), book_mailings(), None, None, 3.0))
+    out = udf.mixplan_udf(activities, 1.01 * total, 20.0, None, None)
+    assert out[-1][1] == "optimal", out[-1]
+
+
+def test_mixplan_bad_input_is_a_located_error_text() -> None:
+    activities, rules, total = mix_arguments()
+    bad = [row[:] for row in activities]
+    bad[4][9] = 0.5  # a > 0: convex revenue
+    out = udf.mixplan_udf(bad, total, 10.0)
+    assert is_error(out) and "activities argument, row 5 of the range, column a" in out[0][0], out
+    out = udf.mixplan_udf(activities, total, -1.0)
+    assert is_error(out) and "max_changes argument" in out[0][0], out
+    out = udf.mixplan_udf(activities, "much", 10.0)
+    assert is_error(out) and "budget_max argument" in out[0][0], out
+    bad_rules = [row[:] for row in rules]
+    bad_rules[1][1] = "no_such_column"
+    out = udf.mixplan_udf(activities, total, 10.0, bad_rules)
+    assert is_error(out) and "rules argument, row 2 of the range" in out[0][0], out
+    assert is_error(udf.mixplan_udf(None, total, 10.0))
