@@ -402,8 +402,7 @@ def _kpi_items(outcome: MixOutcome, plan: Block | None) -> list[tuple[str, Any, 
         return f"=SUM({plan.column_range(column)})" if plan is not None else None
 
     feasible = "passed" if cert.feasibility and cert.feasibility.ok else "FAILED"
-    if cert.feasibility is not None:
-        feasible += f" (largest violation {cert.feasibility.max_violation:.2g})"
+    violation = cert.feasibility.max_violation if cert.feasibility else None
     return [
         ("Status", cert.status.value, None),
         ("Revenue after (objective)", total("revenue_after"), MONEY),
@@ -418,6 +417,7 @@ def _kpi_items(outcome: MixOutcome, plan: Block | None) -> list[tuple[str, Any, 
         ("Budget min", p.budget_min if p.budget_min is not None else "none", MONEY),
         ("Budget max", p.budget_max if p.budget_max is not None else "none", MONEY),
         ("Feasibility re-check", feasible, None),
+        ("Largest violation (relative)", violation, "0.0E+00"),
         ("Solver", cert.solver, None),
         ("Formulation", r.formulation, None),
         ("Rounds or nodes", cert.iterations, "#,##0"),
@@ -511,7 +511,8 @@ def _plan_sheet(outcome: MixOutcome, plan: Block) -> SheetSpec:
         f"{p.n} activities; new spend per activity from the solver, everything else recalculates when you edit "
         "a new_spend cell (change, region, revenue, totals)."
     ]
-    return SheetSpec(PLAN, "Marketing-mix adjustment plan", [kpis, plan], notes=notes, column_widths={1: 30})
+    widths = {1: 30.0, plan.column_of("a"): 13.0, plan.column_of("region"): 11.0}
+    return SheetSpec(PLAN, "Marketing-mix adjustment plan", [kpis, plan], notes=notes, column_widths=widths)
 
 
 def _safe_name(text: str) -> str:
@@ -647,6 +648,8 @@ def _pareto_sheet(outcome: MixOutcome) -> SheetSpec:
         "proven_bound",
         "gap",
         "status",
+        "knee_point",
+        "this_plan",
     )
     rows: list[list[Any]] = []
     for pt in points:
@@ -661,10 +664,26 @@ def _pareto_sheet(outcome: MixOutcome) -> SheetSpec:
                 pt.result.bound,
                 pt.result.gap,
                 pt.status.value,
+                pt.revenue_share if pt.knee else None,
+                None,
             ]
         )
     share = None if r.objective is None or not best else 100.0 * r.objective / best
-    rows.append(["this plan", p.k, 100.0 * p.k / max(1, p.n), share, None, r.objective, r.bound, r.gap, r.status.value])
+    rows.append(
+        [
+            "this plan",
+            p.k,
+            100.0 * p.k / max(1, p.n),
+            share,
+            None,
+            r.objective,
+            r.bound,
+            r.gap,
+            r.status.value,
+            None,
+            share,
+        ]
+    )
     block = Block(
         4,
         1,
@@ -678,22 +697,26 @@ def _pareto_sheet(outcome: MixOutcome) -> SheetSpec:
             "revenue": MONEY,
             "proven_bound": MONEY,
             "gap": "0.0000%",
+            "knee_point": "0.00",
+            "this_plan": "0.00",
         },
         table_name="MixPareto",
     )
     last = len(points) - 1
     series = [Series("revenue_pct_of_best", "Revenue (% of best)", rows=(0, last))]
     knee = [j for j, pt in enumerate(points) if pt.knee]
+    # single points as full-height columns that are blank but for one row: LibreOffice draws no
+    # one-cell series, and a blank cell is a gap in Excel and LibreOffice alike
     if knee:
-        series.append(Series("revenue_pct_of_best", "Knee", rows=(knee[0], knee[0]), marker_only=True))
-    series.append(Series("revenue_pct_of_best", "This plan", rows=(last + 1, last + 1), marker_only=True))
+        series.append(Series("knee_point", "Knee"))
+    series.append(Series("this_plan", "This plan"))
     chart = Chart(
         kind="scatter",
         block=block,
         categories="k_pct_of_n",
         series=series,
         title="Revenue (% of the best, K = n) against changes allowed (% of activities)",
-        anchor="K4",
+        anchor="M4",
         x_title="K (% of activities)",
         y_title="Revenue (% of best)",
         width_cm=20,
