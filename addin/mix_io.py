@@ -30,6 +30,7 @@ from solver.mix.pareto import ParetoPoint, pareto_over_changes
 PLAN, BUDGET, PARETO = "Mix Plan", "Mix Budget", "Mix Pareto"
 ACTIVITIES, RULES = "Activities", "Rules"
 RESERVED = ("activity", "baseline", "min_spend", "max_spend", "min_change", "a", "b", "c")
+COMPUTED = ("new_spend", "change", "change_pct", "change_region", "revenue_before", "revenue_after")
 FORMULATIONS = ("misocp", "miqp")
 SOLVERS = ("auto", *BACKENDS)
 KPI_TOP = 3
@@ -438,20 +439,11 @@ def _plan_block(outcome: MixOutcome) -> Block:
     attrs = list(data.attributes)
     header = [
         "activity",
-        *attrs,
-        "baseline",
-        "min_spend",
-        "max_spend",
-        "min_change",
-        "new_spend",
-        "change",
-        "change_pct",
-        "region",
-        "a",
-        "b",
-        "c",
-        "revenue_before",
-        "revenue_after",
+        *[_sheet_header(h) for h in attrs],
+        *RESERVED[1:5],
+        *COMPUTED[:4],
+        *RESERVED[5:],
+        *COMPUTED[4:],
     ]
     col = {h: column_letter(1 + j) for j, h in enumerate(header)}
     first = top + 2
@@ -490,6 +482,11 @@ def _plan_block(outcome: MixOutcome) -> Block:
     return Block(top, 1, header, rows, title="Plan per activity", formats=formats, table_name="MixPlan")
 
 
+def _sheet_header(attribute: str) -> str:
+    """An attribute's header on Mix Plan; one named like a computed column gets a prefix."""
+    return f"attr_{attribute}" if normalize(attribute) in COMPUTED else attribute
+
+
 def _num_or_text(value: Any) -> Any:
     if is_blank(value):
         return None
@@ -511,7 +508,7 @@ def _plan_sheet(outcome: MixOutcome, plan: Block) -> SheetSpec:
         f"{p.n} activities; new spend per activity from the solver, everything else recalculates when you edit "
         "a new_spend cell (change, region, revenue, totals)."
     ]
-    widths = {1: 30.0, plan.column_of("a"): 13.0, plan.column_of("region"): 11.0}
+    widths = {1: 30.0, plan.column_of("a"): 13.0, plan.column_of("change_region"): 14.0}
     return SheetSpec(PLAN, "Marketing-mix adjustment plan", [kpis, plan], notes=notes, column_widths=widths)
 
 
@@ -594,7 +591,12 @@ def _rules_block(outcome: MixOutcome, plan: Block, top: int) -> Block:
     for j, (info, rule) in enumerate(zip(data.rule_rows, p.rules, strict=True)):
         row_no = top + 2 + j
         target = plan.column_range("new_spend" if rule.on == "spend" else "change")
-        column = next(h for h in plan.header if normalize(h) == normalize(info["column"]))
+        column = next(
+            h
+            for h in plan.header
+            if normalize(h) == normalize(info["column"])
+            or (normalize(info["column"]) in COMPUTED and normalize(h) == "attr_" + normalize(info["column"]))
+        )
         crit = plan.column_range(column)
         match = info["match"]
         formula: str | None
