@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Sequence
 from importlib import resources
@@ -164,31 +165,167 @@ COUPON_SETTINGS: list[tuple[str, Any, str, DataValidation | None]] = [
 ]
 
 
-def coupon_workbook() -> Workbook:
+def coupon_workbook(formulas: bool = True) -> Workbook:
     wb = Workbook()
     instructions(wb.active, "DMPlan: direct-mail coupon plan", COUPON_INSTRUCTIONS)
     wb.active.title = "Instructions"
     add_coupon_inputs(wb)
     settings_table(wb, COUPON_SETTINGS)
+    if formulas:
+        add_coupon_formulas(wb)
     return wb
 
 
-def mix_workbook() -> Workbook:
+def mix_workbook(formulas: bool = True) -> Workbook:
     from addin import mix_io
 
-    return mix_io.template_workbook()
+    wb = mix_io.template_workbook()
+    if formulas:
+        add_mix_formulas(wb)
+    return wb
 
 
-def demo_workbook() -> Workbook:
+def demo_workbook(formulas: bool = False) -> Workbook:
     """Both models in one workbook: the coupon tables and, when available, the mix tables."""
-    wb = coupon_workbook()
+    wb = coupon_workbook(formulas)
     wb["Instructions"]["A1"] = "DMPlan demo: direct-mail coupon plan and marketing-mix adjustment"
     try:
         from addin import mix_io
     except ImportError:
         return wb
     mix_io.add_mix_inputs(wb)
+    if formulas:
+        add_mix_formulas(wb)
     return wb
+
+
+# --------------------------------------------------------------------------- example worksheet functions
+FORMULAS_SHEET = "Formulas"
+FORMULA_NOTE = (
+    "Worksheet functions of the DMPlan add-in. They recalculate when an input changes and need the add-in "
+    "with its functions imported (xlwings: UDF Modules = dmplan, then Import Functions); without it (or in "
+    "LibreOffice) they show #NAME?. The examples are array formulas sized to their result; in Excel 365 you "
+    "can also type them into one cell and let them spill. This sheet is not an input: Solve workbook and "
+    "dmplan solve ignore it."
+)
+
+
+def _formulas_sheet(wb: Workbook) -> Worksheet:
+    if FORMULAS_SHEET in wb.sheetnames:
+        return wb[FORMULAS_SHEET]
+    ws = wb.create_sheet(FORMULAS_SHEET)
+    ws["A1"] = "DMPlan worksheet functions"
+    ws["A1"].font = Font(bold=True, size=16)
+    ws["A2"] = FORMULA_NOTE
+    ws["A2"].alignment = Alignment(wrap_text=True, vertical="top")
+    ws.merge_cells("A2:L2")
+    ws.row_dimensions[2].height = 62
+    return ws
+
+
+def _array_formula(ws: Worksheet, top: int, left: int, rows: int, cols: int, text: str, label: str) -> None:
+    """A labelled example: the formula text above, the array formula itself over ``rows`` x ``cols`` cells."""
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    ws.cell(row=top, column=left, value=label).font = Font(bold=True)
+    shown = ws.cell(row=top + 1, column=left, value=text)
+    shown.data_type = "s"  # the formula's text, shown as text (a leading '=' would make it a formula)
+    shown.quotePrefix = True
+    shown.font = Font(name="Consolas", color="595959")
+    first = f"{column_letter(left)}{top + 2}"
+    ref = f"{first}:{column_letter(left + cols - 1)}{top + 1 + rows}"
+    ws[first] = ArrayFormula(ref, text)
+
+
+def coupon_segment_grid() -> tuple[list[str], list[list[Any]]]:
+    """The Segments table's columns plus ``customers`` (what DMPLAN needs) as formulas over the input tables."""
+    segments = bundled_csv("coupon/visit_probability.csv")
+    header = list(segments[0].keys())
+    out_header = ["segment_id", "age_cat", "freq_cat", "customers", *[h for h in header if h.startswith("prob_")]]
+    rows = []
+    for i in range(len(segments)):
+        r = i + 2  # row of this segment on the Segments sheet
+        cells: list[Any] = [f"=Segments!{column_letter(header.index(h) + 1)}{r}" for h in out_header[:3]]
+        cells.append(None)  # customers: filled below, it refers to this row's own key cells
+        cells += [f"=Segments!{column_letter(header.index(h) + 1)}{r}" for h in out_header[4:]]
+        rows.append(cells)
+    return out_header, rows
+
+
+def add_coupon_formulas(wb: Workbook) -> None:
+    """Example =DMPLAN() and =DMPARETO() calls over the template's own tables."""
+    ws = _formulas_sheet(wb)
+    header, rows = coupon_segment_grid()
+    top = ws.max_row + 2
+    ws.cell(row=top, column=1, value="Segments with their customer counts (the segments argument)").font = Font(
+        bold=True
+    )
+    first = top + 2
+    last = 1 + len(bundled_csv("coupon/customers.csv"))
+    for j, h in enumerate(header):
+        ws.cell(row=top + 1, column=1 + j, value=h).font = Font(bold=True)
+    for i, row in enumerate(rows):
+        r = first + i
+        # exact matches: COUNTIFS would read the '~' in the book's categories (age~19) as an escape
+        row[3] = f"=SUMPRODUCT((Customers!$B$2:$B${last}=B{r})*(Customers!$C$2:$C${last}=C{r}))"
+        for j, value in enumerate(row):
+            ws.cell(row=r, column=1 + j, value=value)
+    segments_ref = f"$A${top + 1}:${column_letter(len(header))}${first + len(rows) - 1}"
+    mailings = len(COUPON_MAILINGS)
+    left = len(header) + 2
+    _array_formula(
+        ws,
+        top,
+        left,
+        len(rows) + 1,
+        mailings + 1,
+        f"=DMPLAN({segments_ref},Mailings!$A$1:$E${1 + mailings},budget)",
+        "DMPLAN(segments, mailings, budget, [min_share]): share of each segment per mailing",
+    )
+    left += mailings + 2
+    _array_formula(
+        ws,
+        top,
+        left,
+        11,
+        3,
+        f"=DMPARETO({segments_ref},Mailings!$A$1:$E${1 + mailings},pareto_budget_from,pareto_budget_to,10)",
+        "DMPARETO(segments, mailings, budget_from, budget_to, points): the budget sweep",
+    )
+    for col in range(1, left + 3):
+        ws.column_dimensions[column_letter(col)].width = 14
+
+
+def add_mix_formulas(wb: Workbook) -> None:
+    """Example =MIXPLAN() call over the Activities and Rules tables, budgets and cap from the Settings ratios."""
+    ws = wb["Activities"]
+    n = ws.max_row - 1
+    width = ws.max_column
+    rules = wb["Rules"]
+    activities_ref = f"Activities!$A$1:${column_letter(width)}${n + 1}"
+    rules_ref = f"Rules!$A$1:${column_letter(rules.max_column)}${rules.max_row}"
+    baseline = f"SUM(Activities!$F$2:$F${n + 1})"
+    assert ws["F1"].value == "baseline", "the example formula sums the baseline column F"
+    text = (
+        f"=MIXPLAN({activities_ref},budget_max_ratio*{baseline},ROUND(max_changes_ratio*{n},0),"
+        f"{rules_ref},budget_min_ratio*{baseline})"
+    )
+    sheet = _formulas_sheet(wb)
+    top = sheet.max_row + 2
+    _array_formula(
+        sheet,
+        top,
+        1,
+        n + 2,
+        4,
+        text,
+        "MIXPLAN(activities, budget_max, max_changes, [rules], [budget_min]): new spend per activity, "
+        "then a status row with the gap",
+    )
+    for col in range(1, 5):
+        sheet.column_dimensions[column_letter(col)].width = max(
+            sheet.column_dimensions[column_letter(col)].width or 0, 16
+        )
 
 
 def write_template(model: str, path: Path) -> Path:
@@ -201,16 +338,88 @@ def write_template(model: str, path: Path) -> Path:
 
 
 def write_all(folder: Path) -> list[Path]:
-    """Regenerate the files in ``templates/``."""
+    """Regenerate the .xlsx files in ``templates/``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [write_template("coupon", folder / TEMPLATE_FILES["coupon"])]
-    try:
+    with contextlib.suppress(ImportError):  # the mix model is not installed
         written.append(write_template("mix", folder / TEMPLATE_FILES["mix"]))
-    except ImportError:
-        pass
+    for path in written:
+        path.chmod(0o644)  # files to hand out: readable by everyone (the atomic writer's temp file is 0600)
+    return written
+
+
+#: The module each macro workbook's button imports (``import <stem>; <stem>.main()``): it sits beside the file.
+MACRO_SHIM = '''"""Module named like the macro workbook beside it: its button runs ``import {stem}; {stem}.main()``.
+
+xlwings puts the workbook's folder on ``sys.path``, so keep this file beside {stem}.xlsm.
+Generated by ``python -m addin.templates``.
+"""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    from dmplan import main as dmplan_main
+
+    dmplan_main()
+'''
+
+
+def _build_addin_module(root: Path) -> Any:
+    """``build/build_addin.py`` of a checkout (the macro-workbook builder is a build step, not package code)."""
+    import importlib.util
+
+    path = root / "build" / "build_addin.py"
+    spec = importlib.util.spec_from_file_location("dmplan_build_addin", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_macro_workbook(xlsx: Path, out: Path, root: Path, label: str = "Solve with DMPlan") -> list[Path]:
+    """``out`` (.xlsm) from ``xlsx`` with xlwings' standalone VBA and a run button, and its module beside it."""
+    build = _build_addin_module(root)
+    build.build_demo_xlsm(xlsx, out, button_label=label)
+    shim = out.with_suffix(".py")
+    shim.write_text(MACRO_SHIM.format(stem=out.stem), encoding="utf-8")
+    return [out, shim]
+
+
+def generate(root: Path) -> list[Path]:
+    """Every generated workbook of a checkout, and their copies in the package data.
+
+    ``templates/``: dm_plan.xlsx, mix_plan.xlsx and their .xlsm variants (with ``<stem>.py``);
+    ``xlsm/``: dmplan_demo.xlsm from :func:`demo_workbook`; ``addin/data/templates`` and
+    ``addin/data/xlsm``: copies the wheel carries (with the add-in ``xlsm/dmplan.xlam``).
+    """
+    import shutil
+    import tempfile
+
+    folder = root / "templates"
+    written = write_all(folder)
+    for xlsx in list(written):
+        written += write_macro_workbook(xlsx, xlsx.with_suffix(".xlsm"), root)
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = write_template("demo", Path(tmp) / "dmplan_demo.xlsx")
+        xlsm = root / "xlsm" / "dmplan_demo.xlsm"
+        build = _build_addin_module(root)
+        build.build_demo_xlsm(demo, xlsm)
+        written.append(xlsm)
+    data = root / "addin" / "data"
+    for sub in ("templates", "xlsm"):
+        shutil.rmtree(data / sub, ignore_errors=True)
+        (data / sub).mkdir(parents=True)
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".xlsx", ".xlsm", ".py"):
+            shutil.copy2(path, data / "templates" / path.name)
+    for name in ("dmplan.xlam", "dmplan_demo.xlsm", "dmplan_demo.py"):
+        if (root / "xlsm" / name).exists():
+            shutil.copy2(root / "xlsm" / name, data / "xlsm" / name)
     return written
 
 
 if __name__ == "__main__":
-    for path in write_all(Path(__file__).resolve().parent.parent / "templates"):
+    for path in generate(Path(__file__).resolve().parent.parent):
         print(path)

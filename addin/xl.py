@@ -432,20 +432,19 @@ def is_remote(book: Any) -> bool:
 
 # --------------------------------------------------------------------------- templates
 def template_path(model: str) -> Path | None:
-    """The template workbook for ``model`` ("coupon" or "mix"), from the checkout, the wheel or the bundle.
+    """The template workbook for ``model`` ("coupon" or "mix"): the package data (wheel and checkout,
+    written by ``python -m addin.templates``), else the bundle's or the checkout's ``templates/``."""
+    from addin.templates import TEMPLATE_FILES
 
-    TODO(lead): point this at addin/templates.py's output once its names are fixed.
-    """
-    names = {"coupon": ("dm_plan.xlsx",), "mix": ("mix_plan.xlsx",)}[model]
+    name = TEMPLATE_FILES[model]
     here = Path(__file__).resolve().parent
-    roots = [here.parent / "templates", here / "data" / "templates"]
+    roots = [here / "data" / "templates", here.parent / "templates"]
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         roots.insert(0, Path(frozen) / "templates")
     for root in roots:
-        for name in names:
-            if (root / name).exists():
-                return root / name
+        if (root / name).exists():
+            return root / name
     return None
 
 

@@ -426,9 +426,6 @@ def test_status_bar_is_optional_on_the_remote_engine(remote: None) -> None:
 
 
 # --------------------------------------------------------------------------- the real coupon model
-@pytest.mark.xfail(
-    reason="needs the lead's coupon adapter (addin/coupon_io.py) and templates/dm_plan.xlsx", strict=False
-)
 def test_main_solves_the_coupon_template_like_the_file_path(remote: None) -> None:
     from addin import coupon_io
 
