@@ -25,6 +25,7 @@ only changes one row bound and keeps every cut.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import highspy
@@ -61,7 +62,9 @@ class OAOptions:
 @dataclass
 class _CutPool:
     points: list[set[float]] = field(default_factory=list)
-    count: int = 0
+    count: int = 0  #: cuts added so far (including purged ones)
+    cone: list[int] = field(default_factory=list)  #: cone of every live cut row, in row order
+    point: list[float] = field(default_factory=list)  #: tangent point of every live cut row
 
 
 class OuterApproximation:
@@ -87,10 +90,23 @@ class OuterApproximation:
         self.incumbent_value = -math.inf
         self.root_bound: float | None = None
         self.cone_piece = np.flatnonzero(model.piece_t >= 0)
+        self._binary_pieces = np.flatnonzero(model.piece_z >= 0)
+        self._binaries = model.piece_z[self._binary_pieces]
         self.pool = _CutPool(points=[set() for _ in range(model.cone_t.size)])
+        # two copies of the model with the same rows: ``highs`` becomes the MILP, ``lp`` stays continuous for
+        # the cutting-plane rounds and the LP heuristics, so it keeps a warm basis and never leaves a stale
+        # point behind that HiGHS's MILP would try to complete as a start
         self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", self.options.verbose)
-        self.highs.setOptionValue("threads", self.options.threads)
+        self.lp = highspy.Highs()
+        # a hard wall-clock deadline: HiGHS checks its own time limit only between some phases (its root
+        # cut rounds on a large model overran it by a minute), the interrupt callbacks fire far more often
+        self._deadline = math.inf
+        for h in (self.highs, self.lp):
+            h.setOptionValue("output_flag", self.options.verbose)
+            h.setOptionValue("threads", self.options.threads)
+            h.cbMipInterrupt += self._interrupt
+            h.cbSimplexInterrupt += self._interrupt
+            h.cbIpmInterrupt += self._interrupt
         self._pass_model()
         self._add_initial_cuts()
         self._integral = False
@@ -116,12 +132,14 @@ class OuterApproximation:
         lp.a_matrix_.num_col_ = m.num_vars
         lp.a_matrix_.num_row_ = m.num_rows
         self.highs.passModel(lp)
+        self.lp.passModel(lp)
 
     def set_max_changes(self, k: int) -> None:
         """Change the cap on changes (needs a model built with ``force_count_row=True``)."""
         if self.model.count_row is None:
             raise ValueError("the model has no max_changes row; build it with force_count_row=True")
-        self.highs.changeRowBounds(self.model.count_row, -INF, float(k))
+        for h in (self.highs, self.lp):
+            h.changeRowBounds(self.model.count_row, -INF, float(k))
         self.problem = self.problem.with_max_changes(k)
         if self.incumbent is not None and np.count_nonzero(self.incumbent) > k:
             self.incumbent, self.incumbent_value = None, -math.inf
@@ -158,9 +176,37 @@ class OuterApproximation:
         value[zpos] = vs[has_z] ** 2
         lower = np.where(has_z, 0.0, -(vs**2))
         upper = np.full(js.size, INF)
-        self.highs.addRows(js.size, lower, upper, index.size, starts, index, value)
+        for h in (self.highs, self.lp):
+            h.addRows(js.size, lower, upper, index.size, starts, index, value)
         self.pool.count += js.size
+        self.pool.cone.extend(keep_cones)
+        self.pool.point.extend(keep_points)
         return int(js.size)
+
+    def _purge_slack_cuts(self, values: np.ndarray) -> int:
+        """Delete cut rows that are slack at ``values`` (an LP optimum): they do not change its bound,
+        only slow down every later LP; a cut that is needed again is re-added when it is violated."""
+        m = self.model
+        cones = np.asarray(self.pool.cone, dtype=np.int64)
+        if cones.size == 0:
+            return 0
+        points = np.asarray(self.pool.point)
+        t = values[m.cone_t[cones]]
+        y = values[m.cone_x[cones]]
+        z = np.where(m.cone_z[cones] >= 0, values[np.maximum(m.cone_z[cones], 0)], 1.0)
+        slack = t - 2 * points * y + points * points * z
+        drop = slack > 1e-6 * np.maximum(1.0, np.abs(t))
+        if not drop.any():
+            return 0
+        rows = m.num_rows + np.flatnonzero(drop)
+        for h in (self.highs, self.lp):
+            h.deleteRows(rows.size, rows.astype(np.int32))
+        for j, v in zip(cones[drop].tolist(), points[drop].tolist(), strict=True):
+            self.pool.points[j].discard(round(v, 12))
+        keep = ~drop
+        self.pool.cone = cones[keep].tolist()
+        self.pool.point = points[keep].tolist()
+        return int(drop.sum())
 
     def _add_initial_cuts(self) -> None:
         m = self.model
@@ -211,7 +257,10 @@ class OuterApproximation:
             return True
         return False
 
-    def _polish(self, change: np.ndarray, time_limit: float) -> np.ndarray | None:
+    def _incumbent_or_none(self) -> float | None:
+        return self.incumbent_value if self.incumbent is not None else None
+
+    def _polish(self, change: np.ndarray, clock: Clock) -> np.ndarray | None:
         """Fix the regions of ``change`` and solve the remaining convex QP exactly."""
         reg = self.regions
         m = self.problem.min_change
@@ -227,36 +276,103 @@ class OuterApproximation:
         lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
         lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
         free = int(np.count_nonzero(lower < upper))
-        if free == 0 or free * max(1, self.rows.matrix.shape[0]) > self.options.polish_limit:
+        if free == 0:
             return None
-        return solve_box_qp(self.problem, lower, upper, self.rows, time_limit=time_limit)
+        if free * max(1, self.rows.matrix.shape[0]) > self.options.polish_limit:
+            # the exact QP would cost seconds: polish on the LP over the cuts instead (warm, sparse)
+            return self._fixed_lp(self._on_of(change), clock)
+        return solve_box_qp(self.problem, lower, upper, self.rows, time_limit=max(0.01, clock.remaining()))
 
     # -- the loop --------------------------------------------------------------------------------------
-    def _run(self, time_limit: float, gap: float | None) -> highspy.HighsModelStatus:
-        self.highs.setOptionValue("time_limit", max(0.05, time_limit))
-        if gap is not None:
-            self.highs.setOptionValue("mip_rel_gap", gap)
-        self.highs.run()
-        return self.highs.getModelStatus()
+    def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
+        if time.perf_counter() >= self._deadline:
+            event.interrupt()
 
-    def _lp_rounds(self, clock: Clock) -> highspy.HighsModelStatus:
+    def _run(
+        self, highs: highspy.Highs, clock: Clock, gap: float | None, reserve: float = 0.0
+    ) -> highspy.HighsModelStatus:
+        """One HiGHS run given the time left on ``clock`` (minus ``reserve`` of it), hard-stopped at the end."""
+        left = clock.remaining()
+        budget = left * (1 - reserve) if math.isfinite(left) else math.inf
+        self._deadline = time.perf_counter() + budget if math.isfinite(budget) else math.inf
+        highs.setOptionValue("time_limit", max(0.01, budget) if math.isfinite(budget) else INF)
+        if gap is not None:
+            highs.setOptionValue("mip_rel_gap", gap)
+        highs.run()
+        self._deadline = math.inf
+        return highs.getModelStatus()
+
+    def _lp_rounds(self, clock: Clock, rounds: int | None = None, record: bool = True) -> highspy.HighsModelStatus:
+        """Cutting-plane rounds on the LP (binaries continuous) until its bound settles; returns the last status."""
         status = highspy.HighsModelStatus.kNotset
         previous = math.inf
-        for _ in range(self.options.lp_rounds):
-            status = self._run(clock.remaining(), None)
+        for _ in range(self.options.lp_rounds if rounds is None else rounds):
+            if clock.remaining() <= 0:
+                break
+            status = self._run(self.lp, clock, None)
             if status != highspy.HighsModelStatus.kOptimal:
                 return status
-            values = np.asarray(self.highs.getSolution().col_value)
-            bound = self.highs.getInfo().objective_function_value
-            self.root_bound = bound
+            values = self._lp_values()
+            bound = self.lp.getInfo().objective_function_value
+            if record:
+                self.root_bound = bound
             hit, points = self._violated(values, 1e-7)
             if hit.size == 0 or previous - bound <= self.options.lp_tolerance * max(1.0, abs(bound)):
                 break
             previous = bound
             self._add_cuts(hit, points)
-            if clock.remaining() <= 0:
-                break
         return status
+
+    def _lp_values(self) -> np.ndarray:
+        return np.asarray(self.lp.getSolution().col_value)
+
+    def _fixed_lp(self, on: np.ndarray, clock: Clock, rounds: int = 6) -> np.ndarray | None:
+        """Fix every binary (``on``: one flag per binary column) and run LP cut rounds: the LP twin of the
+        QP polish. Its plan is feasible whenever the LP is (the cuts only touch ``t``); returns the change."""
+        m = self.model
+        zcols = self._binaries
+        if zcols.size == 0:
+            return None
+        value = on.astype(float)
+        index = zcols.astype(np.int32)
+        self.lp.changeColsBounds(index.size, index, value, value)
+        try:
+            status = self._lp_rounds(clock, rounds, record=False)
+            if status != highspy.HighsModelStatus.kOptimal:
+                return None
+            return m.decode(self._lp_values(), self.problem)
+        finally:
+            self.lp.changeColsBounds(index.size, index, m.lower[zcols], m.upper[zcols])
+
+    def _on_of(self, change: np.ndarray) -> np.ndarray:
+        """Binary values (one per binary column) that encode ``change``."""
+        values = self.model.encode(change, self.problem)
+        return values[self._binaries] > 0.5
+
+    def _round_relaxation(self, values: np.ndarray, clock: Clock) -> None:
+        """Primal heuristic on an LP optimum: switch on, per activity, the piece with the largest binary
+        value when it is at least ``threshold`` (at most K activities, largest first), fix, solve the LP."""
+        m = self.model
+        zcols = self._binaries
+        if zcols.size == 0:
+            return
+        pieces = self._binary_pieces
+        z = values[zcols]
+        activity = m.piece_activity[pieces]
+        order = np.lexsort((-z, activity))  # per activity, its largest piece first
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = activity[order][1:] != activity[order][:-1]
+        best = order[first]
+        for threshold in (0.5, 1e-6):
+            chosen = best[z[best] >= threshold]
+            chosen = chosen[np.argsort(-z[chosen], kind="stable")][: self.problem.k]
+            on = np.zeros(zcols.size, dtype=bool)
+            on[chosen] = True
+            change = self._fixed_lp(on, clock)
+            if change is not None and self._offer(change):
+                return
+            if clock.remaining() <= 0:
+                return
 
     def solve(
         self,
@@ -293,16 +409,27 @@ class OuterApproximation:
         m = self.model
         integer = np.flatnonzero(m.integer)
         nodes = 0
+        upper = math.inf if upper_bound is None else float(upper_bound)
+        self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             status = self._lp_rounds(clock)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
+            if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
+                # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
+                upper = min(upper, float(self.root_bound))
+                values = self._lp_values()
+                self._purge_slack_cuts(values)
+                closed = relative_gap(self._incumbent_or_none(), upper)
+                if clock.remaining() > 0 and (closed is None or closed > gap):
+                    self._round_relaxation(values, clock)
             if integer.size:
                 self.highs.changeColsIntegrality(
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
-        upper = math.inf if upper_bound is None else float(upper_bound)
+        elif self.root_bound is not None and upper_bound is None and self.model.count_row is None:
+            upper = min(upper, float(self.root_bound))
         rounds = 0
         cut_tol = options.cut_violation
         message = ""
@@ -320,14 +447,16 @@ class OuterApproximation:
         while rounds < options.max_rounds:
             rounds += 1
             pool_before = self.pool.count
+            # never let a stale point become a MIP start: HiGHS would run a sub-MIP to complete it (after
+            # the LP rounds the retailer case lost 80 s in one, beyond the time limit)
+            self.highs.clearSolver()
             if self.incumbent is not None:
                 start = m.encode(self.incumbent, self.problem)
                 self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
-            budget = clock.remaining()
-            if budget <= 0:
+            if clock.remaining() <= 0:
                 message = "time limit"
                 break
-            status = self._run(budget * (1 - options.reserve) if math.isfinite(budget) else 1e30, 0.5 * gap)
+            status = self._run(self.highs, clock, 0.5 * gap, reserve=options.reserve)
             info = self.highs.getInfo()
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
@@ -347,9 +476,10 @@ class OuterApproximation:
                 values = np.asarray(solution.col_value)
                 change = m.decode(values, self.problem)
                 self._offer(change)
-                polished = self._polish(change, max(0.1, clock.remaining()))
-                if polished is not None:
-                    self._offer(polished)
+                if clock.remaining() > 0:
+                    polished = self._polish(change, clock)
+                    if polished is not None:
+                        self._offer(polished)
                 hit, points = self._violated(values, cut_tol)
                 self._add_cuts(hit, points)
             if self.incumbent is not None:
