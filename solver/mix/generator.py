@@ -122,7 +122,8 @@ def paper_specs(n: int, instances: int, seed: int = 0) -> list[InstanceSpec]:
     groups = list(itertools.product(CORRELATIONS, MIN_CHANGE_SHARES, K_SHARES))
     specs = []
     for j in range(instances):
-        correlation, m, k = groups[(j * 7) % len(groups)] if instances < len(groups) else groups[j % len(groups)]
+        # stride 17 (coprime with 36): the first three instances cover all three correlation classes
+        correlation, m, k = groups[(j * 17) % len(groups)] if instances < len(groups) else groups[j % len(groups)]
         specs.append(InstanceSpec(n, correlation, m, k, seed + j))
     return specs
 
