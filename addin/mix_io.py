@@ -266,6 +266,9 @@ def _locate(error: InputError, acts: Table, rules: Table | None, settings: Setti
     """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
     if error.where:
         return error
+    # "[lo, hi]" reads as console markup in the CLI (rich drops it): say "the range lo to hi"
+    message = re.sub(r"\[([^\[\],]+), ([^\[\]]+)\]", r"the range \1 to \2", error.message)
+    error = InputError(message, table=error.table, key=error.key, column=error.column, fix=error.fix)
     if error.table == "Settings" and error.key:
         key = error.key
         ratio = f"{key}_ratio"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_result_sheets_tables_and_charts(solved: tuple[Path, Path, ModelRun]) ->
         ("'Mix Pareto'!$C$6:$C$26", "'Mix Pareto'!$K$6:$K$26"),
     ]
     shares = [r[3] for r in rows[1:21]]
-    assert all(b >= a - 1e-9 for a, b in zip(shares, shares[1:], strict=False))  # more changes never hurt
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(shares))  # more changes never hurt
 
 
 def test_plan_on_the_sheet_rechecks_feasible_with_the_summary_objective(
@@ -168,6 +169,7 @@ def test_plan_on_the_sheet_rechecks_feasible_with_the_summary_objective(
     assert s["gap"] <= 1e-4 and s["bound"] >= s["objective"]
     assert s["changes"] == int(np.count_nonzero(change)) <= problem.k
     assert s["plan"] == pytest.approx(dict(zip(problem.activity, spend, strict=True)), rel=1e-12)
+    assert problem.budget_min is not None and problem.budget_max is not None
     assert problem.budget_min - 1e-6 <= s["budget_used"] <= problem.budget_max + 1e-6
 
 
