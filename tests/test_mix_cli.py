@@ -261,3 +261,21 @@ def test_infeasible_rules_exit_3(template: Path, tmp_path: Path, capsys: pytest.
     assert "TV total" in s["message"]
     wb = load_workbook(path)
     assert "Mix Plan" in wb.sheetnames and "Mix Pareto" not in wb.sheetnames
+
+
+def test_demo_solves_both_models_and_the_mix_is_not_stuck_at_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: after the coupon model's HiGHS runs, the mix solve claimed the baseline optimal."""
+    from addin import mix_io, workbook
+    from solver.mix import solve
+
+    js = tmp_path / "demo.json"
+    assert cli.main(["demo", "-o", str(tmp_path / "demo.xlsx"), "--summary-json", str(js), "-q"]) == 0
+    coupon, mix = json.loads(js.read_text())["models"]
+    assert coupon["model"] == "coupon" and mix["model"] == "mix"
+    assert mix["status"] == "optimal" and mix["changes"] > 0 and mix["objective"] > mix["baseline_revenue"]
+    source = workbook.FileSource(workbook.load(tmp_path / "demo.xlsx", data_only=True))
+    alone = solve(mix_io.read_input(source).problem)
+    assert alone.objective is not None and alone.bound is not None
+    assert mix["objective"] <= alone.bound * (1 + 1e-9) and alone.objective <= mix["bound"] * (1 + 1e-9)
