@@ -120,3 +120,24 @@ def test_unlicensed_commercial_backend_reports_error_not_crash() -> None:
         result = solve(problem, solver=name)
         assert result.status == Status.ERROR
         assert name in result.certificate.message
+
+
+def test_short_time_limit_returns_a_plan_with_a_valid_bound() -> None:
+    # a hard instance (strongly correlated, large minimum change) that oa does not close in 2 s here
+    problem = paper_instance(InstanceSpec(1000, "strong", 0.2, 0.75, 11))
+    limit = 2.0
+    short = solve(problem, time_limit=limit)
+    # honoured strictly: HiGHS is interrupted at the deadline; the allowance covers building the model,
+    # the plan re-check and a loaded shared machine
+    assert short.certificate.seconds < limit + 1.5
+    assert short.status in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
+    assert short.bound is not None
+    if short.change is not None:
+        assert check_plan(problem, short.change).ok
+        assert short.bound >= short.objective - 1e-9 * abs(short.objective)
+    longer = solve(problem, time_limit=30)
+    assert longer.objective is not None
+    # the bound proven in 2 s holds for the best plan found with much more time
+    assert short.bound >= longer.objective * (1 - 1e-7)
+    if short.objective is not None:
+        assert short.objective <= longer.bound * (1 + 1e-7)

@@ -196,6 +196,18 @@ class OuterApproximation:
         z = np.where(m.cone_z[cones] >= 0, values[np.maximum(m.cone_z[cones], 0)], 1.0)
         slack = t - 2 * points * y + points * points * z
         drop = slack > 1e-6 * np.maximum(1.0, np.abs(t))
+        # a piece switched off (z = 0) makes all its cuts tight at t = y = 0: keep only the one closest to the
+        # piece's revenue peak (where a branch switching it on lands first); the others come back when violated
+        off = z <= 1e-9
+        if off.any():
+            peak = m.piece_peak[self.cone_piece[cones]]
+            distance = np.abs(points - peak)
+            order = np.lexsort((distance, cones))
+            first = np.ones(order.size, dtype=bool)
+            first[1:] = cones[order][1:] != cones[order][:-1]
+            nearest = np.zeros(cones.size, dtype=bool)
+            nearest[order[first]] = True
+            drop |= off & ~nearest
         if not drop.any():
             return 0
         rows = m.num_rows + np.flatnonzero(drop)
@@ -256,6 +268,18 @@ class OuterApproximation:
             self.incumbent, self.incumbent_value = change, value
             return True
         return False
+
+    def _separable_bound(self) -> float:
+        """A weak bound valid at once: every activity at the best point of its best piece, dropping the
+        budget and rules, keeping only the K largest gains (the bound when no LP finishes in time)."""
+        m = self.model
+        a = np.where(m.piece_t >= 0, m.cost[np.maximum(m.piece_t, 0)], 0.0)
+        b = m.cost[m.piece_y]
+        y = m.piece_peak
+        gain = np.zeros(self.problem.n)
+        np.maximum.at(gain, m.piece_activity, a * y * y + b * y)
+        top = np.sort(gain)[::-1][: self.problem.k]
+        return float(top.sum() + m.offset) * (1 + 1e-9) + 1e-9
 
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
@@ -409,15 +433,18 @@ class OuterApproximation:
         m = self.model
         integer = np.flatnonzero(m.integer)
         nodes = 0
-        upper = math.inf if upper_bound is None else float(upper_bound)
+        upper = self._separable_bound()
+        if upper_bound is not None:
+            upper = min(upper, float(upper_bound))
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             status = self._lp_rounds(clock)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
-            if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
-                # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
+            if self.root_bound is not None:
+                # an LP optimum over valid cuts over-estimates the revenue: a bound even if the MILP never runs
                 upper = min(upper, float(self.root_bound))
+            if status == highspy.HighsModelStatus.kOptimal:
                 values = self._lp_values()
                 self._purge_slack_cuts(values)
                 closed = relative_gap(self._incumbent_or_none(), upper)
