@@ -130,7 +130,6 @@ def test_frozen_python_errors_exit_nonzero(exe: Path) -> None:
 
 @pytest.mark.slow
 @skip_bundle
-@pytest.mark.xfail(reason="needs the lead's command line (addin/cli.py with main() and `demo`)", strict=False)
 def test_frozen_demo(exe: Path, tmp_path: Path) -> None:
     proc = run(exe, "demo", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -1,0 +1,51 @@
+"""The wheel (pip install dmplan) carries the templates, the macro workbooks and the add-in as package data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_carries_templates_and_addin(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "-w",
+            str(tmp_path),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wheel = next(tmp_path.glob("dmplan-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in (
+        "addin/data/templates/dm_plan.xlsx",
+        "addin/data/templates/dm_plan.xlsm",
+        "addin/data/templates/dm_plan.py",
+        "addin/data/templates/mix_plan.xlsx",
+        "addin/data/templates/mix_plan.xlsm",
+        "addin/data/templates/mix_plan.py",
+        "addin/data/xlsm/dmplan.xlam",
+        "addin/data/xlsm/dmplan_demo.xlsm",
+        "addin/data/xlsm/dmplan_demo.py",
+        "addin/udf.py",
+        "dmplan.py",
+    ):
+        assert name in names, name
