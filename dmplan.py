@@ -10,7 +10,9 @@ def main() -> None:
     xl_main()
 
 
-def cli() -> None:
+if __name__ == "__main__":
+    import sys
+
     from addin.cli import main as cli_main
 
-    cli_main()
+    sys.exit(cli_main())

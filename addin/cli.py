@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress as Bar
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
@@ -183,10 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InputError as error:
-        console.print(f"[bold red]Bad input:[/] {error}", highlight=False)
+        console.print(f"[bold red]Bad input:[/] {escape(str(error))}", highlight=False)
         return EXIT_INPUT
     except NoModelError as error:
-        console.print(f"[bold red]Nothing to solve:[/] {error}", highlight=False)
+        console.print(f"[bold red]Nothing to solve:[/] {escape(str(error))}", highlight=False)
         return EXIT_INPUT
 
 

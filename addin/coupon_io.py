@@ -107,8 +107,9 @@ def _probabilities(table: Table, mailings: tuple[Mailing, ...], required: bool) 
     return np.array(cols, dtype=float).T
 
 
-def read_input(source: TableSource, options: RunOptions = RunOptions()) -> CouponInput:
+def read_input(source: TableSource, options: RunOptions | None = None) -> CouponInput:
     """Read and validate the coupon tables; every error names its sheet, row and column."""
+    options = options or RunOptions()
     segments_table = _require(source, "Segments")
     mailings_table = _require(source, "Mailings")
     settings = Settings(source.table("Settings"))
@@ -184,6 +185,7 @@ def _read_customers(
 ) -> CustomerList:
     ids = table.ids("customer_id")
     lookup: dict[tuple[str, ...], int]
+    rows: list[tuple[str, ...]]
     if table.has("segment") or table.has("segment_id"):
         column = "segment" if table.has("segment") else "segment_id"
         lookup = {(normalize(s),): i for i, s in enumerate(segment_ids)}
@@ -244,7 +246,8 @@ class CouponOutcome:
     seconds: float
 
 
-def run_model(data: CouponInput, options: RunOptions = RunOptions()) -> CouponOutcome:
+def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOutcome:
+    options = options or RunOptions()
     start = time.perf_counter()
     result = solve(data.problem, solver=data.solver)
     sweep = budget_sweep(data.problem, data.pareto_points, data.pareto_from, data.pareto_to)
@@ -258,8 +261,8 @@ def run_model(data: CouponInput, options: RunOptions = RunOptions()) -> CouponOu
 
 class CouponAdapter:
     name = "coupon"
-    input_tables = ("Segments", "Mailings")
-    result_sheets = (PLAN, BUDGET, PARETO, MAILING_LIST)
+    input_tables: tuple[str, ...] = ("Segments", "Mailings")
+    result_sheets: tuple[str, ...] = (PLAN, BUDGET, PARETO, MAILING_LIST)
 
     def run(self, source: TableSource, options: RunOptions) -> ModelRun:
         data = read_input(source, options)

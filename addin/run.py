@@ -72,8 +72,9 @@ class NoModelError(Exception):
     """The workbook holds none of the contract's input tables."""
 
 
-def solve_source(source: TableSource, options: RunOptions = RunOptions()) -> list[ModelRun]:
+def solve_source(source: TableSource, options: RunOptions | None = None) -> list[ModelRun]:
     """Solve every model whose input tables ``source`` holds. Raises InputError on bad input."""
+    options = options or RunOptions()
     present = models_present(source)
     if not present:
         wanted = "; ".join(f"{a.name}: {', '.join(a.input_tables)}" for a in adapters())
@@ -88,7 +89,7 @@ def result_sheet_names(runs: Sequence[ModelRun]) -> list[str]:
     return [sheet.name for run in runs for sheet in run.sheets]
 
 
-def solve_file(path: Path, out: Path | None = None, options: RunOptions = RunOptions()) -> list[ModelRun]:
+def solve_file(path: Path, out: Path | None = None, options: RunOptions | None = None) -> list[ModelRun]:
     """Read ``path``, solve, and write the result sheets to ``out`` (default: ``path`` itself).
 
     The target is written through a temporary file and renamed, and only when every model

@@ -119,7 +119,9 @@ class Table:
                 text += f" (cell {letter}{excel_row})"
         return text
 
-    def error(self, message: str, row: int | None = None, column: str | None = None, fix: str | None = None) -> InputError:
+    def error(
+        self, message: str, row: int | None = None, column: str | None = None, fix: str | None = None
+    ) -> InputError:
         return InputError(message, table=self.name, column=column, fix=fix, where=self.where(row, column))
 
     def require_rows(self) -> None:
@@ -194,7 +196,7 @@ class Table:
         number = as_number(value)
         if number is None:
             raise self.error(f"{value!r} is not a number.", row, column, fix=f"Enter a {what}.")
-        if minimum is not None and number < minimum or maximum is not None and number > maximum:
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             bounds = _bounds_text(minimum, maximum)
             raise self.error(f"{number:g} is outside {bounds}.", row, column, fix=f"Enter a {what} {bounds}.")
         if integer and number != math.floor(number):
@@ -258,7 +260,9 @@ class Settings:
         for i, key in enumerate(keys):
             name = normalize(key)
             if name in self._rows:
-                raise self.table.error(f"setting {key!r} is given twice.", i, "setting", fix="Keep one row per setting.")
+                raise self.table.error(
+                    f"setting {key!r} is given twice.", i, "setting", fix="Keep one row per setting."
+                )
             self._rows[name] = i
 
     def has(self, key: str) -> bool:

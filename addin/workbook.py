@@ -68,7 +68,9 @@ def load(path: Path, data_only: bool) -> Workbook:
     try:
         return openpyxl.load_workbook(path, data_only=data_only, keep_vba=path.suffix.lower() in MACRO_SUFFIXES)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise WorkbookError(f"{path.name} cannot be opened as a workbook ({exc}).", fix="Pass an .xlsx or .xlsm file.")
+        raise WorkbookError(
+            f"{path.name} cannot be opened as a workbook ({exc}).", fix="Pass an .xlsx or .xlsm file."
+        ) from exc
 
 
 class FileSource:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of a solve, shared by every model and backend."""
 
     OPTIMAL = "optimal"  #: proven optimal within the requested gap

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from functools import cache
 
 import highspy
@@ -12,6 +13,8 @@ import numpy as np
 
 from solver.common import Status
 from solver.linear import LinearProgram, LinearSolution
+
+HighsOptions = Mapping[str, bool | int | float | str]
 
 
 def _status(model_status: highspy.HighsModelStatus, has_solution: bool) -> Status:
@@ -81,7 +84,7 @@ def solve(
     time_limit: float | None = None,
     gap: float = 1e-6,
     warm_start: object | None = None,
-    options: dict[str, object] | None = None,
+    options: HighsOptions | None = None,
 ) -> LinearSolution:
     """Solve with HiGHS. ``warm_start`` is a primal point (MIPs) given to HiGHS as a start;
     ``options`` are HiGHS options (e.g. ``{"solver": "ipm"}``)."""
@@ -105,6 +108,7 @@ def solve(
     x = np.array(solution.col_value) if has_solution else None
     objective = float(info.objective_function_value) if has_solution else None
     duals = None
+    bound: float | None
     if program.is_mip:
         bound = float(info.mip_dual_bound)
         iterations = int(info.mip_node_count)

@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends.highs import new_highs
+from solver.backends.highs import HighsOptions, new_highs
 from solver.backends.highs import solve as solve_highs
 from solver.common import Certificate, Progress, ProgressCallback, Status
 from solver.coupon.checks import check_assignment, customer_minimums
@@ -42,9 +42,12 @@ from solver.linear import INF, LinearProgram
 DIRECT_LIMIT = 30_000  #: classes solved as one LP without sifting
 SAMPLE_SIZE = 10_000  #: classes in the sample LP that gives the first duals
 FREE_SIZE = 20_000  #: classes left free (smallest margins) after the sample LP
-SAMPLE_LP = {"solver": "ipm", "run_crossover": "off"}  #: only duals are needed from it
-RESTRICTED_LP = {"solver": "ipm", "run_crossover": "on"}  #: rounding needs a vertex (few fractional classes)
-WARM_LP = {"solver": "simplex"}  #: later pricing rounds restart from the last basis
+SAMPLE_LP: HighsOptions = {"solver": "ipm", "run_crossover": "off"}  #: only duals are needed from it
+RESTRICTED_LP: HighsOptions = {
+    "solver": "ipm",
+    "run_crossover": "on",
+}  #: rounding needs a vertex (few fractional classes)
+WARM_LP: HighsOptions = {"solver": "simplex"}  #: later pricing rounds restart from the last basis
 SHUFFLE_SEED = 20210108  #: fixed seed: which customers of a class get which mailing
 
 
@@ -166,14 +169,11 @@ class RestrictedLP:
 
     def set_limits(self, minimum: np.ndarray, budget: float) -> None:
         S, D = self.S, self.D
-        self.h.changeRowsBounds(
-            S * D, np.arange(S * D, dtype=np.int32), minimum.ravel().astype(float), np.full(S * D, INF)
-        )
+        for row, low in enumerate(minimum.ravel()):
+            self.h.changeRowBounds(row, float(low), INF)
         self.h.changeRowBounds(S * D, -INF, float(budget))
 
-    def solve(
-        self, options: dict[str, object], time_limit: float | None
-    ) -> tuple[Status, np.ndarray | None, Duals | None]:
+    def solve(self, options: HighsOptions, time_limit: float | None) -> tuple[Status, np.ndarray | None, Duals | None]:
         for key, value in options.items():
             self.h.setOptionValue(key, value)
         if time_limit is not None:
@@ -320,7 +320,9 @@ def solve_customers(
     if K > DIRECT_LIMIT:
         target = min(K, target + len(repair))
     rounds = 0
-    status, x, duals = Status.ERROR, None, None
+    status: Status = Status.ERROR
+    x: np.ndarray | None = None
+    lp_duals: Duals | None = None
     while True:
         rounds += 1
         head = order[:target]
@@ -330,7 +332,7 @@ def solve_customers(
         fixed = np.flatnonzero(~is_free)
         fixed_counts, fixed_cost, fixed_gain = _fixed_totals(classes, fixed, choice, S, D)
         restricted.set_limits(minimum - fixed_counts, problem.budget - fixed_cost)
-        status, x, duals = restricted.solve(RESTRICTED_LP if rounds == 1 else WARM_LP, remaining())
+        status, x, lp_duals = restricted.solve(RESTRICTED_LP if rounds == 1 else WARM_LP, remaining())
         if status == Status.INFEASIBLE and len(fixed):
             # the fixed classes leave a minimum count unmet or overspend: free those that can repair it
             repair = _repair_candidates(classes, reduced, choice, ~is_free, minimum, problem.budget, 2.0**rounds)
@@ -338,9 +340,9 @@ def solve_customers(
             target = int(is_free.sum()) + len(repair) if len(repair) else min(K, 2 * target)
             report(f"restricted LP infeasible; {target:,} customers free")
             continue
-        if status != Status.OPTIMAL or duals is None:
+        if status != Status.OPTIMAL or lp_duals is None or x is None:
             break
-        reduced = duals.reduced(classes)
+        reduced = lp_duals.reduced(classes)
         best = reduced.max(axis=1)
         tolerance = 1e-9 * max(1.0, float(np.abs(reduced).max()))
         priced_out = fixed[best[fixed] > reduced[fixed, choice[fixed]] + tolerance]
@@ -354,14 +356,14 @@ def solve_customers(
         order = np.concatenate([priced_out, order])
         target = int(is_free.sum()) + len(priced_out)
 
-    if status != Status.OPTIMAL or x is None or duals is None:
+    if status != Status.OPTIMAL or x is None or lp_duals is None:
         message = "no plan satisfies the minimum counts within the budget" if status == Status.INFEASIBLE else ""
         cert = Certificate(status, None, None, time.perf_counter() - start, "highs sifting", rounds, message=message)
         return CustomerResult(problem, customers, cert, None, method="sifting")
     free = restricted.free
     lp_counts = np.maximum(x, 0.0)
 
-    lp_bound = lagrangian_bound(classes, duals, minimum, problem.budget)
+    lp_bound = lagrangian_bound(classes, lp_duals, minimum, problem.budget)
     report("LP optimum proven; rounding", fixed_gain + _gain(classes, free, lp_counts), lp_bound)
 
     free_budget = problem.budget - fixed_cost
@@ -375,7 +377,7 @@ def solve_customers(
         start_point = None if counts is None else counts.ravel()
         sol = solve_highs(mip, time_limit=remaining(), gap=gap / 10, warm_start=start_point)
         mip_nodes += sol.iterations
-        if sol.x is not None and (counts is None or sol.objective > _gain(classes, free, counts)):
+        if sol.x is not None and (counts is None or (sol.objective or 0.0) > _gain(classes, free, counts)):
             counts = np.round(sol.x.reshape(-1, D))
         if len(fixed) == 0 and sol.bound is not None:
             bound = min(bound, sol.bound)  # nothing was fixed: the MIP's bound is the problem's

@@ -260,7 +260,7 @@ def whole_counts(share: np.ndarray, customers: np.ndarray) -> np.ndarray:
     exact = share * np.round(customers)[:, None]
     counts = np.floor(exact + 1e-9)
     for s in range(share.shape[0]):
-        missing = int(round(customers[s] - counts[s].sum()))
+        missing = int(np.rint(customers[s] - counts[s].sum()))
         if missing > 0:
             order = np.argsort(-(exact[s] - counts[s]), kind="stable")[:missing]
             counts[s, order] += 1

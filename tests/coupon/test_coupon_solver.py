@@ -16,7 +16,6 @@ from solver.common import InputError, Status
 from solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
 from solver.coupon import customers as sifting
 from solver.coupon.checks import customer_minimums
-from solver.coupon.model import whole_counts
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +80,7 @@ def test_budget_sweep_is_increasing_and_saturates(book):
     sweep = budget_sweep(problem, points=8)
     values = [p.extra_conversions for p in sweep]
     assert sweep[0].budget == pytest.approx(problem.min_feasible_budget)
-    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(values))
     beyond = solve(problem.with_budget(sweep[-1].budget * 1.2)).objective
     assert beyond == pytest.approx(values[-1], abs=1e-7)  # saturated: more money buys nothing more
     assert values[0] == pytest.approx(solve(problem.with_budget(sweep[0].budget)).objective)
@@ -162,11 +161,12 @@ def test_sifting_path_matches_the_full_binary_mip(book, monkeypatch):
     problem, customers = scored_customers(book[0], 6_000, seed=3)
     result = solve_customers(problem, customers, gap=1e-6)
     assert result.details["lp_rounds"] >= 1 and result.details["free_classes"] < 6_000
-    ref_objective, ref_bound, _ = reference_binary(problem, customers, time_limit=120)
+    ref_objective, ref_bound, _ = reference_binary(problem, customers, time_limit=300, gap=1e-5)
     cert = result.certificate
     assert cert.feasibility.ok
     assert cert.bound >= ref_objective - 1e-6  # the Lagrangian bound is a true upper bound
-    assert cert.objective == pytest.approx(ref_objective, rel=2e-5)
+    assert cert.objective <= ref_bound + 1e-6  # our plan is no better than HiGHS's proven bound
+    assert cert.objective >= ref_objective - 1e-6  # and at least as good as HiGHS's plan
     assert cert.gap <= 1e-4
 
 
@@ -180,7 +180,7 @@ def test_identical_scored_customers_are_grouped(book):
 
 def test_budget_below_minimum_names_the_smallest_budget(book):
     problem, _ = book
-    with pytest.raises(InputError, match="761,850.00") as info:
+    with pytest.raises(InputError, match=r"761,850\.00") as info:
         problem.with_budget(700_000)
     assert info.value.table == "Settings" and info.value.key == "budget"
 
