@@ -17,6 +17,7 @@ from typing import Any
 import openpyxl
 from openpyxl.chart import BarChart, LineChart, Reference, ScatterChart
 from openpyxl.chart import Series as ChartSeries
+from openpyxl.chart.shapes import GraphicalProperties
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.table import Table as ExcelTable
@@ -33,6 +34,7 @@ HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 TITLE_FONT = Font(bold=True, size=14)
 BLOCK_TITLE_FONT = Font(bold=True, size=11)
+MARKER_COLOURS = ("C00000", "ED7D31", "7030A0")  #: fills of marker-only chart series
 
 
 class WorkbookError(InputError):
@@ -223,6 +225,7 @@ def build_chart(ws: Worksheet, spec: Chart) -> Any:
     # openpyxl >= 3.1 hides axes unless told otherwise; users expect them drawn
     chart.x_axis.delete = False
     chart.y_axis.delete = False
+    marker_count = 0
     for series_spec in spec.series:
         first, last = series_spec.rows or (0, len(block.rows) - 1)
         r0, r1 = block.first_data_row + first, block.first_data_row + last
@@ -233,8 +236,13 @@ def build_chart(ws: Worksheet, spec: Chart) -> Any:
             xs = Reference(ws, min_col=cat_col, min_row=r0, max_row=r1)
             series = ChartSeries(values, xs, title=title)
             if series_spec.marker_only:
+                # LibreOffice draws an unfilled marker in white: give it an explicit fill
+                colour = MARKER_COLOURS[marker_count % len(MARKER_COLOURS)]
+                marker_count += 1
                 series.marker.symbol = "diamond"
-                series.marker.size = 11
+                series.marker.size = 12
+                series.marker.graphicalProperties = GraphicalProperties(solidFill=colour)
+                series.marker.graphicalProperties.line.solidFill = colour
                 series.graphicalProperties.line.noFill = True
             else:
                 series.marker.symbol = "circle"
