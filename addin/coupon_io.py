@@ -15,7 +15,7 @@ import numpy as np
 
 from addin.run import ModelRun, RunOptions, TableSource
 from addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
-from addin.tables import Settings, Table, as_text, column_letter, normalize
+from addin.tables import Settings, Table, as_text, column_letter, normalize, require_table
 from solver.common import InputError, Status
 from solver.coupon import (
     BudgetPoint,
@@ -53,18 +53,6 @@ class CouponInput:
 
 
 # ------------------------------------------------------------------------------ reading
-def _require(source: TableSource, name: str) -> Table:
-    table = source.table(name)
-    if table is None:
-        raise InputError(
-            f"the workbook has no {name} table.",
-            table=name,
-            fix=f"Add an Excel table named {name}, or a sheet named {name} with its header in row 1.",
-        )
-    table.require_rows()
-    return table
-
-
 def _id_column(table: Table, options: tuple[str, ...]) -> str:
     for option in options:
         if table.has(option):
@@ -110,8 +98,8 @@ def _probabilities(table: Table, mailings: tuple[Mailing, ...], required: bool) 
 def read_input(source: TableSource, options: RunOptions | None = None) -> CouponInput:
     """Read and validate the coupon tables; every error names its sheet, row and column."""
     options = options or RunOptions()
-    segments_table = _require(source, "Segments")
-    mailings_table = _require(source, "Mailings")
+    segments_table = require_table(source.table, "Segments")
+    mailings_table = require_table(source.table, "Mailings")
     settings = Settings(source.table("Settings"))
     mailings = read_mailings(mailings_table)
     id_col = _id_column(segments_table, SEGMENT_IDS)

@@ -14,14 +14,21 @@ from typing import Any
 
 import numpy as np
 from openpyxl import Workbook
-from openpyxl.comments import Comment
 from openpyxl.styles import Font
-from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from addin.run import ModelRun, RunOptions, TableSource
 from addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
-from addin.tables import Settings, Table, as_number, as_text, column_letter, is_blank, normalize
+from addin.tables import (
+    Settings,
+    Table,
+    as_number,
+    as_text,
+    column_letter,
+    is_blank,
+    normalize,
+    require_table,
+)
 from solver.common import InputError
 from solver.mix import MixProblem, MixResult, Rule, solve
 from solver.mix.backends import BACKENDS
@@ -53,18 +60,6 @@ class MixInput:
 
 
 # ------------------------------------------------------------------------------ reading
-def _require(source: TableSource, name: str) -> Table:
-    table = source.table(name)
-    if table is None:
-        raise InputError(
-            f"the workbook has no {name} table.",
-            table=name,
-            fix=f"Add an Excel table named {name}, or a sheet named {name} with its header in row 1.",
-        )
-    table.require_rows()
-    return table
-
-
 def _optional_number(table: Table, row: int, column: str) -> float | None:
     if not table.has(column):
         return None
@@ -193,7 +188,7 @@ def _max_changes(settings: Settings, n: int) -> int | None:
 def read_input(source: TableSource, options: RunOptions | None = None) -> MixInput:
     """Read and validate the mix tables; every error names its sheet, row and column."""
     options = options or RunOptions()
-    acts = _require(source, ACTIVITIES)
+    acts = require_table(source.table, ACTIVITIES)
     settings = Settings(source.table("Settings"))
     ids = acts.ids("activity")
     n = len(ids)
@@ -904,7 +899,7 @@ def _extend_instructions(ws: Any) -> None:
 
 def _extend_settings(wb: Workbook, rows: list[tuple[str, Any, str, DataValidation | None]]) -> None:
     """Append the mix rows missing from the Settings table (and grow its Excel table ref)."""
-    from addin.templates import settings_table
+    from addin.templates import describe_setting, settings_table
 
     if "Settings" not in wb.sheetnames:
         settings_table(wb, rows)
@@ -921,16 +916,9 @@ def _extend_settings(wb: Workbook, rows: list[tuple[str, Any, str, DataValidatio
         r = last_row + 1 + added
         added += 1
         ws.cell(row=r, column=1, value=key)
-        cell = ws.cell(row=r, column=2, value=value)
+        ws.cell(row=r, column=2, value=value)
         ws.cell(row=r, column=3, value=help_text)
-        cell.comment = Comment(help_text, "DMPlan")
-        wb.defined_names[key] = DefinedName(key, attr_text=f"Settings!$B${r}")
-        if validation is not None:
-            validation.error = f"{key}: {help_text}"
-            validation.errorTitle = "DMPlan setting"
-            validation.showErrorMessage = True
-            ws.add_data_validation(validation)
-            validation.add(cell)
+        describe_setting(wb, ws, r, key, help_text, validation)
     table.ref = f"{first}:{re.sub(r'[0-9]', '', last)}{last_row + added}"
 
 

@@ -109,6 +109,15 @@ class SheetSpec:
     column_widths: dict[int, float] = field(default_factory=dict)
 
 
+def cell_value(value: Any) -> Any:
+    """A value as both writers store it: NaN becomes an empty cell, numpy scalars plain Python."""
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def kpi_block(top: int, left: int, items: Sequence[tuple[str, Any, str | None]], title: str = "Key figures") -> Block:
     """A two-column block of labelled figures; each item is (label, value or formula, number format)."""
     rows = [[label, value] for label, value, _ in items]

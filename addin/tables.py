@@ -324,3 +324,16 @@ class Settings:
 
 
 TableLookup = Callable[[str], "Table | None"]
+
+
+def require_table(find: TableLookup, name: str) -> Table:
+    """The contract table ``name`` with at least one data row, or an error saying how to add it."""
+    table = find(name)
+    if table is None:
+        raise InputError(
+            f"the workbook has no {name} table.",
+            table=name,
+            fix=f"Add an Excel table named {name}, or a sheet named {name} with its header in row 1.",
+        )
+    table.require_rows()
+    return table

@@ -75,16 +75,24 @@ def settings_table(wb: Workbook, rows: Sequence[tuple[str, Any, str, DataValidat
     ws.column_dimensions["B"].width = 16
     ws.column_dimensions["C"].width = 90
     for i, (key, _, help_text, validation) in enumerate(rows):
-        cell = ws.cell(row=2 + i, column=2)
-        cell.comment = Comment(help_text, "DMPlan")
-        wb.defined_names[key] = DefinedName(key, attr_text=f"Settings!$B${2 + i}")
-        if validation is not None:
-            validation.error = f"{key}: {help_text}"
-            validation.errorTitle = "DMPlan setting"
-            validation.showErrorMessage = True
-            ws.add_data_validation(validation)
-            validation.add(cell)
+        describe_setting(wb, ws, 2 + i, key, help_text, validation)
     return ws
+
+
+def describe_setting(
+    wb: Workbook, ws: Worksheet, row: int, key: str, help_text: str, validation: DataValidation | None
+) -> None:
+    """Give the value cell of setting ``key`` (column B of ``row``) a comment, a defined name and
+    its data validation."""
+    cell = ws.cell(row=row, column=2)
+    cell.comment = Comment(help_text, "DMPlan")
+    wb.defined_names[key] = DefinedName(key, attr_text=f"Settings!$B${row}")
+    if validation is not None:
+        validation.error = f"{key}: {help_text}"
+        validation.errorTitle = "DMPlan setting"
+        validation.showErrorMessage = True
+        ws.add_data_validation(validation)
+        validation.add(cell)
 
 
 def number_rule(minimum: float, maximum: float | None = None, whole: bool = False) -> DataValidation:
@@ -333,8 +341,24 @@ def write_template(model: str, path: Path) -> Path:
     builders = {"coupon": coupon_workbook, "mix": mix_workbook, "demo": demo_workbook}
     if model not in builders:
         raise ValueError(f"unknown template {model!r}; use one of {', '.join(builders)}")
-    save_atomically(builders[model](), path)
+    wb = builders[model]()
+    if "Instructions" in wb.sheetnames:
+        fit_wrapped_rows(wb["Instructions"])
+    save_atomically(wb, path)
     return path
+
+
+def fit_wrapped_rows(ws: Worksheet, chars_per_line: float = 1.1, line_height: float = 15.0) -> None:
+    """Row heights for wrapped text in column A (neither Excel nor LibreOffice grows them for a written file)."""
+    import math
+
+    width = ws.column_dimensions["A"].width or 10
+    for row in ws.iter_rows(min_col=1, max_col=1):
+        cell = row[0]
+        if isinstance(cell.value, str) and cell.alignment.wrap_text:
+            lines = math.ceil(len(cell.value) / (width * chars_per_line))
+            if lines > 1:
+                ws.row_dimensions[cell.row].height = lines * line_height
 
 
 def write_all(folder: Path) -> list[Path]:

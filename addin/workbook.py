@@ -24,7 +24,7 @@ from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
-from addin.sheets import Block, Chart, SheetSpec
+from addin.sheets import Block, Chart, SheetSpec, cell_value
 from addin.tables import Table, normalize
 from solver.common import InputError
 
@@ -182,7 +182,7 @@ def _render_block(ws: Worksheet, block: Block) -> None:
         cell.alignment = Alignment(horizontal="center")
     for i, row in enumerate(block.rows):
         for j, value in enumerate(row):
-            cell = ws.cell(row=block.first_data_row + i, column=block.left + j, value=_cell_value(value))
+            cell = ws.cell(row=block.first_data_row + i, column=block.left + j, value=cell_value(value))
             fmt = block.format_of(i, block.header[j])
             if fmt:
                 cell.number_format = fmt
@@ -190,14 +190,6 @@ def _render_block(ws: Worksheet, block: Block) -> None:
         table = ExcelTable(displayName=block.table_name, ref=block.ref)
         table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
         ws.add_table(table)
-
-
-def _cell_value(value: Any) -> Any:
-    if isinstance(value, float) and value != value:  # NaN -> empty cell
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    return value
 
 
 def build_chart(ws: Worksheet, spec: Chart) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import xlwings as xw
 
 from addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
-from addin.sheets import Block, Chart, SheetSpec
+from addin.sheets import Block, Chart, SheetSpec, cell_value
 from addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize
 from solver.common import InputError, Progress
 
@@ -197,7 +197,7 @@ def render_block(sheet: Any, block: Block) -> None:
         cell.value = block.title
         cell.font.bold = True
     width = len(block.header)
-    grid = [list(block.header), *[[_cell_value(v) for v in row] for row in block.rows]]
+    grid = [list(block.header), *[[cell_value(v) for v in row] for row in block.rows]]
     sheet.range((block.header_row, block.left)).value = grid
     header = sheet.range((block.header_row, block.left), (block.header_row, block.left + width - 1))
     header.font.bold = True
@@ -222,14 +222,6 @@ def render_block(sheet: Any, block: Block) -> None:
             table_style_name=TABLE_STYLE,
             has_headers=True,
         )
-
-
-def _cell_value(value: Any) -> Any:
-    if isinstance(value, float) and value != value:  # NaN -> empty cell
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    return value
 
 
 CHART_TYPES = {
