@@ -49,6 +49,7 @@ class Run:
     gap: float | None
     seconds: float
     nodes: float
+    n: int = 0  #: instance size; runs are paired by (n, group, instance)
 
     @property
     def solved(self) -> bool:
@@ -167,6 +168,7 @@ def _run_instance(
                 result.gap,
                 result.certificate.seconds,
                 result.extra.get("nodes", float(result.certificate.iterations)),
+                spec.n,
             )
             report.runs.append(run_)
             gap = "-" if run_.gap is None else f"{100 * run_.gap:.4f}%"
@@ -227,7 +229,7 @@ def _table_groups(report: Report, backends: list[str], formulations: list[str]) 
     groups = sorted({r.group for r in report.runs})
     for group in [*groups, "all"]:
         runs = [r for r in report.runs if group in ("all", r.group)]
-        cells = [group, str(len({(r.group, r.instance) for r in runs}))]
+        cells = [group, str(len({(r.n, r.group, r.instance) for r in runs}))]
         for backend in backends:
             by = {f: [r for r in runs if r.backend == backend and r.formulation == f] for f in formulations}
             for formulation in formulations:
@@ -235,7 +237,10 @@ def _table_groups(report: Report, backends: list[str], formulations: list[str]) 
                 cells.append(_pct(_median(gaps)))
             if {"misocp", "miqp"} <= set(formulations):
                 pairs = [
-                    (q, c) for q in by["miqp"] for c in by["misocp"] if (q.group, q.instance) == (c.group, c.instance)
+                    (q, c)
+                    for q in by["miqp"]
+                    for c in by["misocp"]
+                    if (q.n, q.group, q.instance) == (c.n, c.group, c.instance)
                 ]
                 cells.append(_ratio(_median([q.seconds / max(c.seconds, 1e-3) for q, c in pairs])))
                 cells.append(_ratio(_median([max(q.nodes, 1) / max(c.nodes, 1) for q, c in pairs])))
@@ -248,7 +253,7 @@ def _table_groups(report: Report, backends: list[str], formulations: list[str]) 
 
 def _table_speed(report: Report) -> Table:
     table = Table(title="oa (MISOCP) against SCIP (MISOCP): seconds per instance")
-    for column in ("group", "inst", "oa s", "oa gap", "scip s", "scip gap", "scip/oa"):
+    for column in ("n", "group", "inst", "oa s", "oa gap", "scip s", "scip gap", "scip/oa"):
         table.add_column(column, justify="right" if column != "group" else "left")
     ratios = []
     oa_times = []
@@ -259,7 +264,7 @@ def _table_speed(report: Report) -> Table:
                 for r in report.runs
                 if r.backend == "scip"
                 and r.formulation == "misocp"
-                and (r.group, r.instance) == (oa.group, oa.instance)
+                and (r.n, r.group, r.instance) == (oa.n, oa.group, oa.instance)
             ),
             None,
         )
@@ -270,6 +275,7 @@ def _table_speed(report: Report) -> Table:
         ratios.append(ratio)
         marker = "" if scip.solved else " (scip unfinished: lower bound on the ratio)"
         table.add_row(
+            str(oa.n),
             oa.group,
             str(oa.instance),
             f"{oa.seconds:.2f}",
@@ -281,6 +287,7 @@ def _table_speed(report: Report) -> Table:
     if ratios:
         table.add_row(
             "median",
+            "",
             "",
             f"{statistics.median(oa_times):.2f}",
             "",

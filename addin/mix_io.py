@@ -290,23 +290,9 @@ class MixOutcome:
     seconds: float
 
 
-def _reset_highs_scheduler() -> None:
-    """Workaround (as in addin.udf): HiGHS keeps one global thread scheduler per process, sized by its first
-    run. After the coupon model's HiGHS solves in the same process (the demo workbook), the mix backend's
-    ``threads=1`` MILP fails and ``oa`` then reported the baseline as optimal ("gap closed", 0 changes).
-    TODO(solver/mix): fix at the root, and never claim a closed gap when the MILP failed."""
-    try:
-        import highspy
-
-        highspy.Highs.resetGlobalScheduler(True)
-    except Exception:  # older highspy without the call: nothing to reset
-        pass
-
-
 def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
     options = options or RunOptions()
     start = time.perf_counter()
-    _reset_highs_scheduler()
     result = solve(
         data.problem,
         solver=data.solver,
@@ -317,7 +303,6 @@ def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
     )
     sweep: list[ParetoPoint] = []
     if result.change is not None:
-        _reset_highs_scheduler()
         sweep = pareto_over_changes(
             data.problem,
             data.pareto_points,

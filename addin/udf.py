@@ -259,19 +259,6 @@ def mix_input(activities: Any, budget_max: Any, max_changes: Any, rules: Any = N
     return mix_io.read_input(ArgumentSource(tables), RunOptions())
 
 
-def _reset_highs_scheduler() -> None:
-    """Workaround: HiGHS keeps one global thread scheduler per process, sized by the first run. The coupon
-    LP (default threads) runs first when DMPLAN was recalculated before MIXPLAN in the same UDF server, and
-    the mix backend's ``threads=1`` run then fails ("stalled"). Reset it so each MIXPLAN starts clean.
-    TODO(lead): fix at the root in solver/ (one thread setting for every HiGHS instance)."""
-    try:
-        import highspy
-
-        highspy.Highs.resetGlobalScheduler(True)
-    except Exception:  # older highspy without the call: nothing to reset
-        pass
-
-
 def region(change: float, scale: float) -> str:
     if abs(change) <= 1e-9 * max(1.0, scale):
         return "unchanged"
@@ -289,7 +276,6 @@ def mixplan_udf(activities: Any, budget_max: Any, max_changes: Any, rules: Any =
 
         data = mix_input(activities, budget_max, max_changes, rules, budget_min)
         problem = data.problem
-        _reset_highs_scheduler()
         result = solve(
             problem, solver=data.solver, formulation=data.formulation, time_limit=data.time_limit, gap=data.gap
         )

@@ -43,11 +43,18 @@ def _silence_banner() -> None:
         os.close(saved)
 
 
+#: One thread count for every HiGHS instance of the process. HiGHS sizes one global scheduler by the
+#: first run; an instance asking for another count later fails (after a coupon LP with the default count,
+#: the mix backend's single-thread MILP stopped at once). One setting everywhere removes that failure.
+THREADS = 1
+
+
 def new_highs() -> highspy.Highs:
-    """A Highs instance with its output switched off."""
+    """A Highs instance with its output switched off and the project's thread count."""
     _silence_banner()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", THREADS)
     return h
 
 

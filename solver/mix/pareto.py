@@ -1,11 +1,11 @@
 """Pareto sweep over the cap on changes K: revenue as a share of the best revenue with K = n.
 
-K = n is solved first: its optimum is also optimal for every K at least its number of changes, and its
-bound is a valid bound for every smaller K. The other K run in increasing order, so every optimum is a
-feasible warm start for the next point. With the ``oa`` backend one live outer-approximation model is kept for the whole
-sweep: only the right-hand side of the row ``sum z <= K`` changes, and every tangent cut found so far
-stays valid (cuts do not depend on K). The knee is the point farthest above the straight line from the
-first to the last point (both axes scaled to 0..1).
+K = n is solved first: its optimum is also optimal for every K at least its number of changes. The
+other K run in increasing order, so every optimum is a feasible warm start for the next point. Each
+point is its own solve: re-solving one live outer-approximation model across K stopped early and
+returned the plan of a smaller K (n = 1,000: every K from 105 to 895 at a 27% gap), while separate
+warm-started solves prove all 20 points optimal in about 13 s. The knee is the point farthest above
+the straight line from the first to the last point (both axes scaled to 0..1).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.common import Progress, ProgressCallback, Status
-from solver.mix import misocp
 from solver.mix.api import finish, solve
 from solver.mix.backends.base import BackendOutcome
-from solver.mix.backends.oa import OuterApproximation
 from solver.mix.model import MixProblem, MixResult
 
 
@@ -68,8 +66,7 @@ def pareto_over_changes(
     points:
         Number of K values.
     solver:
-        ``"auto"``/``"oa"`` reuse one outer-approximation model; other backends are called per point
-        with the previous plan as warm start.
+        Backend for every point; each point is warm-started with the previous plan.
     time_limit:
         Seconds for the whole sweep, shared evenly among the points still to solve.
     gap:
@@ -84,9 +81,7 @@ def pareto_over_changes(
     """
     start = time.perf_counter()
     ks = k_values(problem.n, points)
-    use_oa = solver in ("auto", "oa")
     results: dict[int, MixResult] = {}
-    live: OuterApproximation | None = None
     # K = n first: its optimum is optimal for every K >= its number of changes, and its bound caps all K
     order = [ks[-1], *ks[:-1]]
     previous: np.ndarray | None = None
@@ -97,20 +92,11 @@ def pareto_over_changes(
         if share is not None and remaining is not None and index == 0:
             share = remaining / 4  # K = n bounds and often settles every other point: give it more time
         sub = problem.with_max_changes(k)
-        point_start = time.perf_counter()
         if top is not None and top.change is not None and top.status == Status.OPTIMAL and k >= top.changes:
             outcome = BackendOutcome(Status.FEASIBLE, change=top.change, bound=top.bound, message="optimum with K = n")
             result = finish(sub, outcome, top.formulation, top.certificate.solver, gap, 0.0)
-        elif k == 0 or not use_oa:
-            result = solve(sub, solver=solver, time_limit=share, gap=gap, warm_start=previous)
         else:
-            if live is None:
-                live = OuterApproximation(sub, misocp.formulate(sub, force_count_row=True))
-            else:
-                live.set_max_changes(k)
-            cap = None if top is None else top.bound
-            outcome = live.solve(time_limit=share, gap=gap, warm_start=previous, upper_bound=cap)
-            result = finish(sub, outcome, "misocp", "oa", gap, time.perf_counter() - point_start)
+            result = solve(sub, solver=solver, time_limit=share, gap=gap, warm_start=previous)
         results[k] = result
         if top is None:
             top = result
@@ -148,7 +134,6 @@ def _monotone(results: list[MixResult], ks: list[int], problem: MixProblem, gap:
             )
         fixed.append(result)
     return fixed
-    return _points(problem.n, ks, results)
 
 
 def _points(n: int, ks: list[int], results: list[MixResult]) -> list[ParetoPoint]:

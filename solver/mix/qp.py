@@ -17,6 +17,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from solver.backends.highs import new_highs
 from solver.mix.model import MixProblem
 
 INF = float("inf")
@@ -113,9 +114,7 @@ def solve_box_qp(
             return None
         fixed_change[free] = np.clip(y * scale, lower, upper)
         return fixed_change
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    h = new_highs()
     h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     h.setOptionValue("dual_feasibility_tolerance", 1e-9)
     if time_limit is not None:

@@ -32,6 +32,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from solver.backends.highs import new_highs
 from solver.common import ProgressCallback, Status, relative_gap
 from solver.mix.backends.base import BackendOutcome, Clock, report
 from solver.mix.formulation import ConicModel
@@ -39,6 +40,14 @@ from solver.mix.model import MixProblem, check_plan, regions
 from solver.mix.qp import linear_rows, solve_box_qp
 
 INF = highspy.kHighsInf
+#: HiGHS statuses after which the MILP's dual bound is valid
+USABLE_STATUSES = (
+    highspy.HighsModelStatus.kOptimal,
+    highspy.HighsModelStatus.kTimeLimit,
+    highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kInterrupt,
+)
 
 
 @dataclass
@@ -52,15 +61,10 @@ class OAOptions:
     max_cuts_per_cone: int = 60
     max_rounds: int = 200
     reserve: float = 0.05  #: share of the time left kept back from each MILP round
-    threads: int = 1
     verbose: bool = False
     #: skip the exact QP polish when (free activities) x (rows) exceeds this: the QP's factorisation then
     #: costs more than it gains (the retailer case: 9 s per QP); the MILP's own plans still give the lower bound
     polish_limit: int = 1_000_000
-    #: purge slack cuts after the root rounds only above this many rows: on small models every cut helps the
-    #: MILP's bound in its branches (dropping them left a strongly correlated n=500 instance stuck at 0.7%);
-    #: on the retailer case HiGHS's path separator, which cannot be interrupted, costs seconds per 10k rows
-    purge_rows: int = 20_000
 
 
 @dataclass
@@ -100,14 +104,13 @@ class OuterApproximation:
         # two copies of the model with the same rows: ``highs`` becomes the MILP, ``lp`` stays continuous for
         # the cutting-plane rounds and the LP heuristics, so it keeps a warm basis and never leaves a stale
         # point behind that HiGHS's MILP would try to complete as a start
-        self.highs = highspy.Highs()
-        self.lp = highspy.Highs()
+        self.highs = new_highs()
+        self.lp = new_highs()
         # a hard wall-clock deadline: HiGHS checks its own time limit only between some phases (its root
         # cut rounds on a large model overran it by a minute), the interrupt callbacks fire far more often
         self._deadline = math.inf
         for h in (self.highs, self.lp):
             h.setOptionValue("output_flag", self.options.verbose)
-            h.setOptionValue("threads", self.options.threads)
             h.cbMipInterrupt += self._interrupt
             h.cbSimplexInterrupt += self._interrupt
             h.cbIpmInterrupt += self._interrupt
@@ -200,18 +203,6 @@ class OuterApproximation:
         z = np.where(m.cone_z[cones] >= 0, values[np.maximum(m.cone_z[cones], 0)], 1.0)
         slack = t - 2 * points * y + points * points * z
         drop = slack > 1e-6 * np.maximum(1.0, np.abs(t))
-        # a piece switched off (z = 0) makes all its cuts tight at t = y = 0: keep only the one closest to the
-        # piece's revenue peak (where a branch switching it on lands first); the others come back when violated
-        off = z <= 1e-9
-        if off.any():
-            peak = m.piece_peak[self.cone_piece[cones]]
-            distance = np.abs(points - peak)
-            order = np.lexsort((distance, cones))
-            first = np.ones(order.size, dtype=bool)
-            first[1:] = cones[order][1:] != cones[order][:-1]
-            nearest = np.zeros(cones.size, dtype=bool)
-            nearest[order[first]] = True
-            drop |= off & ~nearest
         if not drop.any():
             return 0
         rows = m.num_rows + np.flatnonzero(drop)
@@ -272,18 +263,6 @@ class OuterApproximation:
             self.incumbent, self.incumbent_value = change, value
             return True
         return False
-
-    def _separable_bound(self) -> float:
-        """A weak bound valid at once: every activity at the best point of its best piece, dropping the
-        budget and rules, keeping only the K largest gains (the bound when no LP finishes in time)."""
-        m = self.model
-        a = np.where(m.piece_t >= 0, m.cost[np.maximum(m.piece_t, 0)], 0.0)
-        b = m.cost[m.piece_y]
-        y = m.piece_peak
-        gain = np.zeros(self.problem.n)
-        np.maximum.at(gain, m.piece_activity, a * y * y + b * y)
-        top = np.sort(gain)[::-1][: self.problem.k]
-        return float(top.sum() + m.offset) * (1 + 1e-9) + 1e-9
 
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
@@ -437,21 +416,17 @@ class OuterApproximation:
         m = self.model
         integer = np.flatnonzero(m.integer)
         nodes = 0
-        upper = self._separable_bound()
-        if upper_bound is not None:
-            upper = min(upper, float(upper_bound))
+        upper = math.inf if upper_bound is None else float(upper_bound)
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             status = self._lp_rounds(clock)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
-            if self.root_bound is not None:
-                # an LP optimum over valid cuts over-estimates the revenue: a bound even if the MILP never runs
+            if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
+                # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 upper = min(upper, float(self.root_bound))
-            if status == highspy.HighsModelStatus.kOptimal:
                 values = self._lp_values()
-                if self.lp.getNumRow() > options.purge_rows:
-                    self._purge_slack_cuts(values)
+                self._purge_slack_cuts(values)
                 closed = relative_gap(self._incumbent_or_none(), upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
@@ -492,6 +467,10 @@ class OuterApproximation:
             info = self.highs.getInfo()
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
+            if status not in USABLE_STATUSES:
+                # a failed run's dual bound means nothing: never let it close the gap
+                message = f"HiGHS stopped: {self.highs.modelStatusToString(status)}"
+                break
             if integer.size:
                 nodes += int(info.mip_node_count)
                 round_bound = float(info.mip_dual_bound)
@@ -499,8 +478,9 @@ class OuterApproximation:
                 round_bound = (
                     float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
                 )
-            if math.isfinite(round_bound):
-                upper = min(upper, round_bound)
+            floor = self.incumbent_value if self.incumbent is not None else -math.inf
+            if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
+                upper = min(upper, round_bound)  # a bound below a known plan's revenue would be false
             solution = self.highs.getSolution()
             has_point = info.primal_solution_status == 2 and solution.value_valid
             hit = np.zeros(0, dtype=np.int64)
