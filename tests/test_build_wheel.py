@@ -24,7 +24,6 @@ def test_wheel_carries_templates_and_addin(tmp_path: Path) -> None:
             "-w",
             str(tmp_path),
             "--no-deps",
-            "--no-build-isolation",
             "-q",
         ],
         capture_output=True,
