@@ -705,11 +705,10 @@ def _pareto_sheet(outcome: MixOutcome) -> SheetSpec:
     last = len(points) - 1
     series = [Series("revenue_pct_of_best", "Revenue (% of best)", rows=(0, last))]
     knee = [j for j, pt in enumerate(points) if pt.knee]
-    # single points as full-height columns that are blank but for one row: LibreOffice draws no
-    # one-cell series, and a blank cell is a gap in Excel and LibreOffice alike
+    # single points as columns that are blank but for one row, drawn as filled markers
     if knee:
-        series.append(Series("knee_point", "Knee"))
-    series.append(Series("this_plan", "This plan"))
+        series.append(Series("knee_point", "Knee", marker_only=True))
+    series.append(Series("this_plan", "This plan", marker_only=True))
     chart = Chart(
         kind="scatter",
         block=block,
