@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from addin.udf import DMPARETO, DMPLAN, MIXPLAN  # the worksheet functions, for xlwings' "UDF Modules: dmplan"
+
+__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "main"]
+
 
 def main() -> None:
     """Ribbon button: solve every model the active workbook holds and write the result sheets."""

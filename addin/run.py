@@ -96,6 +96,7 @@ def solve_file(path: Path, out: Path | None = None, options: RunOptions | None =
     solved without an input error, so a failed run leaves both files untouched.
     """
     from addin import workbook
+    from addin.ooxml import form_buttons
 
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values)
@@ -104,7 +105,7 @@ def solve_file(path: Path, out: Path | None = None, options: RunOptions | None =
     target = out or path
     book = workbook.load(path, data_only=False)
     workbook.write_sheets(book, [s for run in runs for s in run.sheets], protected=_input_sheets(source, inputs))
-    workbook.save_atomically(book, target)
+    workbook.save_atomically(book, target, buttons=form_buttons(path))
     return runs
 
 

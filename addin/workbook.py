@@ -24,6 +24,7 @@ from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
+from addin.ooxml import restore_buttons
 from addin.sheets import Block, Chart, SheetSpec, cell_value
 from addin.tables import Table, normalize
 from solver.common import InputError
@@ -252,14 +253,20 @@ def build_chart(ws: Worksheet, spec: Chart) -> Any:
     return chart
 
 
-def save_atomically(workbook: Workbook, target: Path) -> None:
-    """Save to a temporary file in the target's folder, then rename it over the target."""
+def save_atomically(workbook: Workbook, target: Path, buttons: dict[str, bytes] | None = None) -> None:
+    """Save to a temporary file in the target's folder, then rename it over the target.
+
+    ``buttons`` (from :func:`addin.ooxml.form_buttons` of the source file) are put back on their
+    sheets before the rename: openpyxl drops form controls such as a macro workbook's run button.
+    """
     target = target.resolve()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         workbook.save(tmp)
+        if buttons:
+            restore_buttons(tmp, buttons)
         if target.exists():
             os.chmod(tmp, target.stat().st_mode & 0o777)
         os.replace(tmp, target)

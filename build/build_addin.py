@@ -43,6 +43,10 @@ from xml.sax.saxutils import escape, quoteattr
 import xlwings
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from addin.ooxml import attach_vml, read_parts, rels_add, sheet_parts  # noqa: E402
+
 XLWINGS_DIR = Path(xlwings.__file__).resolve().parent
 RIBBON_TEMPLATE = XLWINGS_DIR / "quickstart_addin_ribbon.xlam"
 STANDALONE_TEMPLATE = XLWINGS_DIR / "quickstart_standalone.xlsm"
@@ -59,13 +63,10 @@ VBA_PROJECT_NAME = "myaddin"
 CUSTOMUI14_NS = "http://schemas.microsoft.com/office/2009/07/customui"
 UI_REL_TYPE = "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility"
 CUSTOMUI_PART = "customUI/customUI14.xml"
-REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 VBA_REL_TYPE = "http://schemas.microsoft.com/office/2006/relationships/vbaProject"
 VBA_CONTENT_TYPE = "application/vnd.ms-office.vbaProject"
 XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
-VML_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.vmlDrawing"
-VML_REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/vmlDrawing"
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)  # reproducible zips
 
 # (id, label, size, imageMso, screentip, supertip); all run RIBBON_CALLBACK -> dmplan.main().
@@ -163,16 +164,11 @@ def _write_zip(out: Path, parts: dict[str, bytes], last: tuple[str, ...] = ()) -
     tmp.replace(out)
 
 
-def _read_parts(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {info.filename: zf.read(info.filename) for info in zf.infolist() if not info.is_dir()}
-
-
 def build_xlam(out: Path = ADDIN_OUT, template: Path = RIBBON_TEMPLATE) -> Path:
     """Write the DMPlan add-in to ``out`` (its file name must stay ``dmplan.xlam``: see module doc)."""
     if out.stem != "dmplan":
         raise ValueError(f"{out.name}: the add-in must be named dmplan.xlam, its VBA imports the module of that name")
-    parts = _read_parts(template)
+    parts = read_parts(template)
     vba = parts["xl/vbaProject.bin"]
     missing = [name for name in callback_parts(RIBBON_CALLBACK) if name.encode() not in vba]
     if missing:
@@ -195,16 +191,6 @@ def callback_parts(callback: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- macro workbook
-def _rels_add(rels: str, rel_type: str, target: str) -> tuple[str, str]:
-    used = {int(n) for n in re.findall(r'Id="rId(\d+)"', rels)}
-    rid = f"rId{max(used, default=0) + 1}"
-    rel = f'<Relationship Id="{rid}" Type="{rel_type}" Target="{target}"/>'
-    if "</Relationships>" in rels:
-        return rels.replace("</Relationships>", rel + "</Relationships>"), rid
-    return (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="{REL_NS}">{rel}</Relationships>',
-        rid,
-    )
 
 
 def _set_codename(xml: str, tag: str, codename: str) -> str:
@@ -219,26 +205,6 @@ def _set_codename(xml: str, tag: str, codename: str) -> str:
         )
     # sheetPr is the first child of <worksheet>
     return re.sub(r"(<worksheet\b[^>]*>)", rf'\1<sheetPr codeName="{codename}"/>', xml, count=1)
-
-
-def _sheet_parts(parts: dict[str, bytes]) -> list[tuple[str, str]]:
-    """(sheet name, part path) of the workbook's worksheets, in tab order."""
-    workbook = parts["xl/workbook.xml"].decode("utf-8")
-    rels = parts["xl/_rels/workbook.xml.rels"].decode("utf-8")
-    targets = {}
-    for rel in re.findall(r"<Relationship\b[^>]*/>", rels):
-        rid = re.search(r'Id="([^"]+)"', rel)
-        target = re.search(r'Target="([^"]+)"', rel)
-        if rid and target:
-            path = target.group(1)
-            targets[rid.group(1)] = path.lstrip("/") if path.startswith("/") else "xl/" + path
-    out = []
-    for sheet in re.findall(r"<sheet\b[^>]*/>", workbook):
-        name = re.search(r'name="([^"]+)"', sheet)
-        rid = re.search(r'r:id="([^"]+)"', sheet)
-        if name and rid and rid.group(1) in targets:
-            out.append((name.group(1), targets[rid.group(1)]))
-    return out
 
 
 def button_vml(
@@ -273,47 +239,10 @@ def button_vml(
 
 def _add_button(parts: dict[str, bytes], sheet_part: str, macro: str, label: str, col: int, row: int) -> None:
     """Attach a form button to ``sheet_part`` unless the sheet already has a legacy drawing."""
-    sheet = parts[sheet_part].decode("utf-8")
-    if "<legacyDrawing" in sheet:
-        return
     n = 1
     while f"xl/drawings/vmlDrawingDMPlan{n}.vml" in parts:
         n += 1
-    vml_part = f"xl/drawings/vmlDrawingDMPlan{n}.vml"
-    parts[vml_part] = button_vml(macro, label, col, row, block=100 + n).encode("utf-8")
-    folder, name = sheet_part.rsplit("/", 1)
-    rels_part = f"{folder}/_rels/{name}.rels"
-    rels = parts[rels_part].decode("utf-8") if rels_part in parts else ""
-    rels, rid = _rels_add(rels, VML_REL_TYPE, f"../drawings/{vml_part.rsplit('/', 1)[1]}")
-    parts[rels_part] = rels.encode("utf-8")
-    if 'xmlns:r="' not in sheet[: sheet.find(">", sheet.find("<worksheet"))]:
-        sheet = sheet.replace(
-            "<worksheet ",
-            '<worksheet xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" ',
-            1,
-        )
-    element = f'<legacyDrawing r:id="{rid}"/>'
-    # CT_Worksheet order: ... legacyDrawing, legacyDrawingHF, picture, oleObjects, controls, ..., tableParts, extLst
-    for follower in (
-        "<legacyDrawingHF",
-        "<picture",
-        "<oleObjects",
-        "<controls",
-        "<webPublishItems",
-        "<tableParts",
-        "<extLst",
-    ):
-        at = sheet.find(follower)
-        if at >= 0:
-            sheet = sheet[:at] + element + sheet[at:]
-            break
-    else:
-        sheet = sheet.replace("</worksheet>", element + "</worksheet>")
-    parts[sheet_part] = sheet.encode("utf-8")
-    types = parts["[Content_Types].xml"].decode("utf-8")
-    if 'Extension="vml"' not in types:
-        types = types.replace("</Types>", f'<Default Extension="vml" ContentType="{VML_CONTENT_TYPE}"/></Types>')
-        parts["[Content_Types].xml"] = types.encode("utf-8")
+    attach_vml(parts, sheet_part, button_vml(macro, label, col, row, block=100 + n).encode("utf-8"))
 
 
 def build_demo_xlsm(
@@ -334,8 +263,8 @@ def build_demo_xlsm(
         raise ValueError(f"{out.name}: a macro workbook must end in .xlsm")
     if not out.stem.isidentifier():
         raise ValueError(f"{out.name}: the file name must be a Python module name, its VBA imports it")
-    parts = _read_parts(template_xlsx)
-    macro_parts = _read_parts(macro_template)
+    parts = read_parts(template_xlsx)
+    macro_parts = read_parts(macro_template)
     if "xl/vbaProject.bin" in parts:
         raise ValueError(f"{template_xlsx.name} already has a VBA project")
     parts["xl/vbaProject.bin"] = macro_parts["xl/vbaProject.bin"]
@@ -345,7 +274,7 @@ def build_demo_xlsm(
         "</Types>", f'<Override PartName="/xl/vbaProject.bin" ContentType="{VBA_CONTENT_TYPE}"/></Types>'
     )
     parts["[Content_Types].xml"] = types.encode("utf-8")
-    rels, _ = _rels_add(parts["xl/_rels/workbook.xml.rels"].decode("utf-8"), VBA_REL_TYPE, "vbaProject.bin")
+    rels, _ = rels_add(parts["xl/_rels/workbook.xml.rels"].decode("utf-8"), VBA_REL_TYPE, "vbaProject.bin")
     parts["xl/_rels/workbook.xml.rels"] = rels.encode("utf-8")
 
     # The VBA project has document modules ThisWorkbook, Sheet1 and Sheet2: tie them to the workbook
@@ -353,7 +282,7 @@ def build_demo_xlsm(
     parts["xl/workbook.xml"] = _set_codename(
         parts["xl/workbook.xml"].decode("utf-8"), "workbookPr", "ThisWorkbook"
     ).encode("utf-8")
-    sheets = _sheet_parts(parts)
+    sheets = sheet_parts(parts)
     for i, (_, part) in enumerate(sheets[:2]):
         parts[part] = _set_codename(parts[part].decode("utf-8"), "sheetPr", f"Sheet{i + 1}").encode("utf-8")
     if sheets:

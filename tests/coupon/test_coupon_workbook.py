@@ -290,3 +290,25 @@ def test_libreoffice_recalculates_kpis_and_renders_charts(solved, tmp_path):
         image = np.asarray(Image.open(page).convert("L"), dtype=float)
         right = image[:, image.shape[1] // 2 :]
         assert right.std() > 10, f"{page.name}: the chart area is blank"
+
+
+def test_macro_template_keeps_its_run_button_and_vba(tmp_path):
+    """openpyxl drops form controls of files it rewrites; the save path puts them back."""
+    import zipfile
+
+    from addin.ooxml import form_buttons
+    from addin.xl import template_path
+
+    source = template_path("coupon").with_suffix(".xlsm")
+    book = tmp_path / source.name
+    shutil.copy(source, book)
+    before = form_buttons(book)
+    assert list(before) == ["Instructions"]
+    assert main(["solve", str(book), "-q"]) == 0
+    assert form_buttons(book) == before
+    names = zipfile.ZipFile(book).namelist()
+    assert "xl/vbaProject.bin" in names and "DM Plan" in openpyxl.load_workbook(book, keep_vba=True).sheetnames
+    if libreoffice.available():
+        ods = libreoffice.convert(book, "ods", tmp_path / "ods", tmp_path)
+        content = zipfile.ZipFile(ods).read("content.xml").decode("utf-8")
+        assert "form:button" in content and "SampleCall" in content
