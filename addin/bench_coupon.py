@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(width=max(160, Console().width))  # tables stay readable in a log file
     problem, book_customers = book_problem()
 
     table = Table(title="Segment LP (book data, 16 segments x 3 mailings)")

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(width=max(160, Console().width))  # tables stay readable in a log file
     segments, mailings = book_arguments()
     table = Table(title="Worksheet functions, one call in-process (milliseconds)")
     for col in ("call", "input", "calls", "median ms", "p90 ms", "result"):

@@ -61,8 +61,9 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
 
 def print_summary(runs: Sequence[ModelRun], target: Path) -> None:
     table = RichTable(title=f"DMPlan results written to {target}")
-    for column in ("model", "status", "objective", "bound", "gap", "seconds", "details"):
+    for column in ("model", "status", "objective", "bound", "gap", "seconds"):
         table.add_column(column)
+    notes = []
     for run in runs:
         s = run.summary
         gap = s.get("gap")
@@ -73,6 +74,7 @@ def print_summary(runs: Sequence[ModelRun], target: Path) -> None:
                 details += f"; customer-level {s['customer_objective']:,.2f} (gap {100 * s['customer_gap']:.4f}%)"
         elif run.model == "mix":
             details = f"{s.get('changes')} activities changed"
+        notes.append(f"{run.model}: {details}")
         table.add_row(
             run.model,
             run.status.value,
@@ -80,10 +82,12 @@ def print_summary(runs: Sequence[ModelRun], target: Path) -> None:
             _fmt(s.get("bound")),
             "" if gap is None else f"{100 * gap:.4f}%",
             f"{s.get('seconds', 0):.2f}",
-            details,
         )
-    table.add_row("sheets", "", "", "", "", "", ", ".join(sheet.name for run in runs for sheet in run.sheets))
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for note in notes:
+        out.print(note, highlight=False)
+    out.print("sheets written: " + ", ".join(sheet.name for run in runs for sheet in run.sheets), highlight=False)
 
 
 def _fmt(value: Any) -> str:

@@ -14,7 +14,7 @@ bundle=build/out/dmplan
 cp xlsm/dmplan.xlam "$bundle/"
 [ -f xlsm/dmplan_demo.xlsm ] && cp xlsm/dmplan_demo.xlsm xlsm/dmplan_demo.py "$bundle/"
 if compgen -G "templates/*" >/dev/null; then rm -rf "$bundle/templates"; cp -r templates "$bundle/templates"; fi
-for f in build/install_windows.ps1 build/install_macos.sh build/INSTALL.md; do [ -f "$f" ] && cp "$f" "$bundle/"; done
+for f in build/install_windows.ps1 build/install_macos.sh README.md; do [ -f "$f" ] && cp "$f" "$bundle/"; done
 end=$(date +%s)
 exe="$bundle/dmplan"
 [ -x "$exe" ] || exe="$bundle/dmplan.exe"
