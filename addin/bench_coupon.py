@@ -1,9 +1,10 @@
 """``dmplan bench coupon``: solve times of the segment LP and of customer lists of growing size.
 
 Every row is certified: objective, proven bound and gap come from the result. The reference
-solver runs on the same instances in the same run: PuLP/CBC for the segment LP, and HiGHS on
-the plain binary model (every customer a column, no sifting) for customer lists up to
-``--reference-max`` customers.
+solver runs on the same instances in the same run: PuLP/CBC for the segment LP, and HiGHS's MIP on
+the whole class model without sifting (every scored customer a binary column; the book's
+customers, identical within a segment, form 16 integer classes) for lists up to
+``--reference-max`` customers, killed 30 s after its time limit.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def scored_customers(problem: CouponProblem, size: int, seed: int = 1) -> tuple[
 def reference_binary(
     problem: CouponProblem, customers: CustomerList, time_limit: float, gap: float = 1e-4
 ) -> tuple[float, float, float]:
-    """HiGHS on the plain binary model: (objective, bound, seconds)."""
+    """HiGHS's MIP on the whole class model, no sifting: (objective, bound, seconds)."""
     classes = _classes(problem, customers)
     minimum = customer_minimums(problem, np.bincount(customers.segment, minlength=len(problem.segments)))
     program = _program(classes, np.arange(len(classes.size)), minimum, problem.budget, integer=True)
@@ -156,28 +157,15 @@ def run(args: argparse.Namespace) -> int:
             if found is None:
                 killed = args.reference_time_limit + 30
                 ref = ("none", "", f"> {killed:.0f} (killed)", f"> {killed / cert.seconds:.0f}x")
-                table.add_row(
-                    f"{size:,}",
-                    scores,
-                    cert.status.value,
-                    f"{cert.objective:,.2f}",
-                    f"{cert.bound:,.2f}",
-                    f"{cert.gap:.2e}",
-                    f"{cert.seconds:.2f}",
-                    f"{int(plan.details.get('free_classes', 0)):,}",
-                    f"{int(plan.details.get('lp_rounds', 0))}",
-                    *ref,
+            else:
+                r_obj, r_bound, r_sec = found
+                gap = relative_gap(r_obj, r_bound)
+                ref = (
+                    f"{r_obj:,.2f}",
+                    f"{gap:.2e}" if gap is not None else "",
+                    f"{r_sec:.2f}",
+                    f"{r_sec / cert.seconds:.1f}x",
                 )
-                console.print(f"  {size:,} customers: {cert.seconds:.2f} s, gap {cert.gap:.2e}; reference killed")
-                continue
-            r_obj, r_bound, r_sec = found
-            gap = relative_gap(r_obj, r_bound)
-            ref = (
-                f"{r_obj:,.2f}",
-                f"{gap:.2e}" if gap is not None else "",
-                f"{r_sec:.2f}",
-                f"{r_sec / cert.seconds:.1f}x",
-            )
         table.add_row(
             f"{size:,}",
             scores,
@@ -190,6 +178,6 @@ def run(args: argparse.Namespace) -> int:
             f"{int(plan.details.get('lp_rounds', 0))}",
             *ref,
         )
-        console.print(f"  {size:,} customers: {cert.seconds:.2f} s, gap {cert.gap:.2e}")
+        console.print(f"  {size:,} customers: {cert.seconds:.2f} s, gap {cert.gap:.2e}, reference {ref[2] or '-'}")
     console.print(table)
     return 0
