@@ -73,9 +73,12 @@ def test_frozen_executable_runs_like_python_for_xlwings(exe: Path, tmp_path: Pat
     """
     book = tmp_path / "dmplan_demo.xlsm"
     shutil.copy(ROOT / "xlsm" / "dmplan_demo.py", tmp_path / "dmplan_demo.py")
+    # the installed add-in lives in Excel's start-up folder, not in the bundle; xlwings puts both
+    # folders on sys.path in set order (random), so a dmplan_demo.py there would win half the time
+    addin = tmp_path / "XLSTART" / "dmplan.xlam"
     code = (
         "import xlwings.utils;"
-        f"xlwings.utils.prepare_sys_path('true;{book};{BUNDLE / 'dmplan.xlam'};;;;');"
+        f"xlwings.utils.prepare_sys_path('true;{book};{addin};;;;');"
         "import sys, dmplan, dmplan_demo, addin.xl;"
         "print('argv', sys.argv[1:]);"
         "print('frozen', getattr(sys, 'frozen', False), callable(dmplan.main), callable(dmplan_demo.main));"
