@@ -121,8 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = Path(args.output)
     write_template("demo", path)
     console.print(f"built the demo workbook {path}; solving it")
-    args.book, args.output, args.time_limit, args.solver = str(path), None, args.time_limit, None
-    args.summary_json = args.summary_json if hasattr(args, "summary_json") else None
+    args.book, args.output, args.solver = str(path), None, None
     return cmd_solve(args)
 
 

@@ -26,7 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from addin.ooxml import restore_buttons
 from addin.sheets import Block, Chart, SheetSpec, cell_value
-from addin.tables import Table, normalize
+from addin.tables import Table, column_letter, normalize
 from solver.common import InputError
 
 MACRO_SUFFIXES = (".xlsm", ".xlam", ".xltm")
@@ -137,7 +137,7 @@ def render_sheet(ws: Worksheet, spec: SheetSpec) -> None:
     for block in spec.blocks:
         _render_block(ws, block)
     for col, width in {**auto_widths(spec), **spec.column_widths}.items():
-        ws.column_dimensions[_letter(col)].width = width
+        ws.column_dimensions[column_letter(col)].width = width
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
@@ -165,12 +165,6 @@ def _display(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}"
     return "" if value is None else str(value)
-
-
-def _letter(col: int) -> str:
-    from addin.tables import column_letter
-
-    return column_letter(col)
 
 
 def _render_block(ws: Worksheet, block: Block) -> None:

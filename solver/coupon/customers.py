@@ -193,12 +193,6 @@ class RestrictedLP:
         return Status.OPTIMAL, x, duals
 
 
-def _duals_of(row_duals: np.ndarray, K: int, S: int, D: int) -> Duals:
-    """Duals of :func:`_program`'s rows (class rows first)."""
-    mu = np.maximum(0.0, -row_duals[K : K + S * D]).reshape(S, D)
-    return Duals(mu, max(0.0, float(row_duals[-1])))
-
-
 def _repair_candidates(
     classes: Classes,
     reduced: np.ndarray,
@@ -298,12 +292,11 @@ def solve_customers(
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(K, SAMPLE_SIZE, replace=False))
         share = SAMPLE_SIZE / K
-        lp = _program(classes, sample, np.floor(minimum * share), problem.budget * share, integer=False)
-        sol = solve_highs(lp, time_limit=remaining(), options=SAMPLE_LP)
-        duals = (
-            _duals_of(sol.row_duals, SAMPLE_SIZE, S, D) if sol.row_duals is not None else Duals(np.zeros((S, D)), 0.0)
-        )
-        reduced = duals.reduced(classes)
+        sample_lp = RestrictedLP(classes, S, D)
+        sample_lp.add(sample)
+        sample_lp.set_limits(np.floor(minimum * share), problem.budget * share)
+        _, _, sample_duals = sample_lp.solve(SAMPLE_LP, remaining())
+        reduced = (sample_duals or Duals(np.zeros((S, D)), 0.0)).reduced(classes)
         top2 = np.sort(reduced, axis=1)[:, -2:] if D > 1 else np.zeros((K, 2))
         order = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")
         choice = reduced.argmax(axis=1)
