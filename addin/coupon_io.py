@@ -216,10 +216,7 @@ def _locate(error: InputError, segments: Table, mailings: Table, settings: Setti
     table = {"Segments": segments, "Mailings": mailings}.get(error.table or "")
     if table is None:
         return error
-    row = None
-    if error.key is not None:
-        ids = [normalize(v) for v in table.values(id_col if table is segments else "mailing")]
-        row = ids.index(normalize(error.key)) if normalize(error.key) in ids else None
+    row = table.row_of(id_col if table is segments else "mailing", error.key)
     column = error.column if error.column and table.has(error.column) else None
     return table.error(error.message, row, column, error.fix)
 

@@ -261,9 +261,6 @@ def _locate(error: InputError, acts: Table, rules: Table | None, settings: Setti
     """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
     if error.where:
         return error
-    # "[lo, hi]" reads as console markup in the CLI (rich drops it): say "the range lo to hi"
-    message = re.sub(r"\[([^\[\],]+), ([^\[\]]+)\]", r"the range \1 to \2", error.message)
-    error = InputError(message, table=error.table, key=error.key, column=error.column, fix=error.fix)
     if error.table == "Settings" and error.key:
         key = error.key
         ratio = f"{key}_ratio"
@@ -273,10 +270,7 @@ def _locate(error: InputError, acts: Table, rules: Table | None, settings: Setti
     table = {ACTIVITIES: acts, RULES: rules}.get(error.table or "")
     if table is None:
         return error
-    row = None
-    if error.key is not None:
-        keys = [normalize(v) for v in table.values("activity" if table is acts else "rule")]
-        row = keys.index(normalize(error.key)) if normalize(error.key) in keys else None
+    row = table.row_of("activity" if table is acts else "rule", error.key)
     column = error.column if error.column and table.has(error.column) else None
     return table.error(error.message, row, column, error.fix)
 

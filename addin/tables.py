@@ -133,6 +133,13 @@ class Table:
         j = self.index(column)
         return [row[j] for row in self.rows]
 
+    def row_of(self, column: str, key: str | None) -> int | None:
+        """Data row whose ``column`` holds ``key`` (case-insensitive), or None."""
+        if key is None:
+            return None
+        wanted = normalize(key)
+        return next((i for i, v in enumerate(self.values(column)) if normalize(as_text(v)) == wanted), None)
+
     def texts(self, column: str) -> list[str]:
         """A required text column (ids, labels); numbers are accepted and shown without '.0'."""
         out = []

@@ -82,7 +82,7 @@ BAD_INPUTS: list[tuple[str, Edit, list[str]]] = [
             "sheet 'Activities'",
             "row 4",
             "column 'baseline'",
-            "outside the range min_spend to max_spend",
+            "outside [min_spend, max_spend]",
             "Move the baseline",
         ],
     ),
