@@ -114,6 +114,13 @@ class OuterApproximation:
             h.cbMipInterrupt += self._interrupt
             h.cbSimplexInterrupt += self._interrupt
             h.cbIpmInterrupt += self._interrupt
+        # every plan HiGHS finds during a MILP round is polished at once (its own objective over-estimates
+        # the revenue, so its incumbent is not ours) and the round stops as soon as our best plan is within
+        # the gap of HiGHS's dual bound, which is a valid bound of the original problem
+        self.highs.cbMipImprovingSolution += self._improving
+        self._round_clock: Clock | None = None
+        self._round_gap: float | None = None
+        self._round_points: list[np.ndarray] = []
         self._pass_model()
         self._add_initial_cuts()
         self._integral = False
@@ -267,6 +274,23 @@ class OuterApproximation:
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
 
+    def _polish_cheap(self, free: int) -> bool:
+        """Whether an exact QP polish with ``free`` free activities is cheap (see ``polish_limit``)."""
+        return free * max(1, self.rows.matrix.shape[0]) <= self.options.polish_limit
+
+    def _complete(self, on: np.ndarray, clock: Clock) -> np.ndarray | None:
+        """The best plan with the pieces ``on`` (one flag per binary column) switched on: the exact QP over
+        those regions when it is cheap, else the LP over the cuts with the binaries fixed."""
+        if not self._polish_cheap(int(np.count_nonzero(on)) + int(np.count_nonzero(self.model.piece_z < 0))):
+            return self._fixed_lp(on, clock)
+        m = self.model
+        pieces = self._binary_pieces[on]
+        # a change inside each switched-on piece: its sign picks the region, _polish frees the whole region
+        inside = np.where(m.piece_hi[pieces] > 0, m.piece_hi[pieces], m.piece_lo[pieces])
+        change = np.zeros(self.problem.n)
+        change[m.piece_activity[pieces]] = inside * m.activity_scale[m.piece_activity[pieces]]
+        return self._polish(change, clock)
+
     def _polish(self, change: np.ndarray, clock: Clock) -> np.ndarray | None:
         """Fix the regions of ``change`` and solve the remaining convex QP exactly."""
         reg = self.regions
@@ -285,7 +309,7 @@ class OuterApproximation:
         free = int(np.count_nonzero(lower < upper))
         if free == 0:
             return None
-        if free * max(1, self.rows.matrix.shape[0]) > self.options.polish_limit:
+        if not self._polish_cheap(free):
             # the exact QP would cost seconds: polish on the LP over the cuts instead (warm, sparse)
             return self._fixed_lp(self._on_of(change), clock)
         return solve_box_qp(self.problem, lower, upper, self.rows, time_limit=max(0.01, clock.remaining()))
@@ -294,6 +318,23 @@ class OuterApproximation:
     def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
         if time.perf_counter() >= self._deadline:
             event.interrupt()
+        elif self._round_gap is not None and event.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt:
+            closed = relative_gap(self._incumbent_or_none(), float(event.data_out.mip_dual_bound))
+            if closed is not None and closed <= self._round_gap:
+                event.interrupt()
+
+    def _improving(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
+        """A MILP plan found by HiGHS: keep its true revenue, polish it exactly, remember it for cuts."""
+        values = np.asarray(event.data_out.mip_solution, dtype=float)
+        if values.size != self.model.num_vars or self._round_clock is None:
+            return
+        self._round_points.append(values)
+        change = self.model.decode(values, self.problem)
+        self._offer(change)
+        if self._polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
+            polished = self._polish(change, self._round_clock)
+            if polished is not None:
+                self._offer(polished)
 
     def _run(
         self, highs: highspy.Highs, clock: Clock, gap: float | None, reserve: float = 0.0
@@ -309,11 +350,20 @@ class OuterApproximation:
         self._deadline = math.inf
         return highs.getModelStatus()
 
-    def _lp_rounds(self, clock: Clock, rounds: int | None = None, record: bool = True) -> highspy.HighsModelStatus:
-        """Cutting-plane rounds on the LP (binaries continuous) until its bound settles; returns the last status."""
+    def _lp_rounds(
+        self, clock: Clock, rounds: int | None = None, record: bool = True, stop_gap: float | None = None
+    ) -> highspy.HighsModelStatus:
+        """Cutting-plane rounds on the LP (binaries continuous) until its bound settles; returns the last status.
+
+        With ``stop_gap`` (the root rounds) and a cheap exact polish, the rounding heuristic runs once the
+        bound moves by less than that gap per round (at most every third round): the rounds stop as soon as
+        the rounded plan is within ``stop_gap`` of the current bound, which is already a valid bound.
+        """
         status = highspy.HighsModelStatus.kNotset
         previous = math.inf
-        for _ in range(self.options.lp_rounds if rounds is None else rounds):
+        heuristic = stop_gap is not None and self._polish_cheap(self.problem.n)
+        last_heuristic = -math.inf
+        for r in range(self.options.lp_rounds if rounds is None else rounds):
             if clock.remaining() <= 0:
                 break
             status = self._run(self.lp, clock, None)
@@ -324,7 +374,16 @@ class OuterApproximation:
             if record:
                 self.root_bound = bound
             hit, points = self._violated(values, 1e-7)
-            if hit.size == 0 or previous - bound <= self.options.lp_tolerance * max(1.0, abs(bound)):
+            settled = hit.size == 0 or previous - bound <= self.options.lp_tolerance * max(1.0, abs(bound))
+            if heuristic and stop_gap is not None and (settled or r - last_heuristic >= 3):
+                slow = previous - bound <= stop_gap * max(1.0, abs(bound))
+                if settled or slow:
+                    last_heuristic = r
+                    self._round_relaxation(values, clock)
+                    closed = relative_gap(self._incumbent_or_none(), bound)
+                    if closed is not None and closed <= stop_gap:
+                        break
+            if settled:
                 break
             previous = bound
             self._add_cuts(hit, points)
@@ -370,13 +429,15 @@ class OuterApproximation:
         first = np.ones(order.size, dtype=bool)
         first[1:] = activity[order][1:] != activity[order][:-1]
         best = order[first]
+        cheap = self._polish_cheap(self.problem.n)
         for threshold in (0.5, 1e-6):
             chosen = best[z[best] >= threshold]
             chosen = chosen[np.argsort(-z[chosen], kind="stable")][: self.problem.k]
             on = np.zeros(zcols.size, dtype=bool)
             on[chosen] = True
-            change = self._fixed_lp(on, clock)
-            if change is not None and self._offer(change):
+            change = self._complete(on, clock)
+            # an exact polish is cheap enough to try both thresholds; the LP twin is not
+            if change is not None and self._offer(change) and not cheap:
                 return
             if clock.remaining() <= 0:
                 return
@@ -419,7 +480,7 @@ class OuterApproximation:
         upper = math.inf if upper_bound is None else float(upper_bound)
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
-            status = self._lp_rounds(clock)
+            status = self._lp_rounds(clock, stop_gap=gap)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
@@ -463,7 +524,11 @@ class OuterApproximation:
             if clock.remaining() <= 0:
                 message = "time limit"
                 break
-            status = self._run(self.highs, clock, 0.5 * gap, reserve=options.reserve)
+            self._round_clock, self._round_gap, self._round_points = clock, gap, []
+            try:
+                status = self._run(self.highs, clock, 0.5 * gap, reserve=options.reserve)
+            finally:
+                self._round_clock, self._round_gap = None, None
             info = self.highs.getInfo()
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
@@ -494,6 +559,8 @@ class OuterApproximation:
                         self._offer(polished)
                 hit, points = self._violated(values, cut_tol)
                 self._add_cuts(hit, points)
+            for found in self._round_points:  # the round's earlier plans: the approximation was off there too
+                self._add_cuts(*self._violated(found, cut_tol))
             if self.incumbent is not None:
                 self._cuts_at_plan(self.incumbent)
             current = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
