@@ -17,6 +17,7 @@ The objective is linear: ``sum_p a_i S_i^2 t_p + b_i S_i y_p + sum_i c_i``; as `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,128 +122,142 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
     scale = np.maximum(np.maximum(np.abs(reg.dec_lo), np.abs(reg.inc_hi)), 1e-300)
     scale = np.where(movable, scale, 1.0)
 
-    lower: list[float] = []
-    upper: list[float] = []
-    integer: list[bool] = []
-    cost: list[float] = []
+    # two piece slots per movable activity: slot 0 is the merged interval (minimum change 0) or the decrease
+    # region, slot 1 the increase region; flattening them row by row keeps activity order, decrease first
+    act = np.flatnonzero(movable)
+    s = scale[act]
+    merged = problem.min_change[act] == 0
+    slot_lo = np.stack([reg.dec_lo[act] / s, reg.inc_lo[act] / s], axis=1)
+    slot_hi = np.stack([np.where(merged, reg.inc_hi[act], reg.dec_hi[act]) / s, reg.inc_hi[act] / s], axis=1)
+    slot_ok = np.stack([merged | reg.has_dec[act], ~merged & reg.has_inc[act]], axis=1)
+    slot_binary = np.stack([~merged | count_binds, np.ones(act.size, dtype=bool)], axis=1)
+    keep = slot_ok.ravel()
+    piece_activity = np.repeat(act, 2)[keep]
+    lo = slot_lo.ravel()[keep]
+    hi = slot_hi.ravel()[keep]
+    binary = slot_binary.ravel()[keep]
+    a_scaled = (problem.a * scale * scale)[piece_activity]
+    b_scaled = (problem.b * scale)[piece_activity]
+    has_t = a_scaled < 0
 
-    def new_var(lo: float, hi: float, c: float = 0.0, is_int: bool = False) -> int:
-        lower.append(lo)
-        upper.append(hi)
-        integer.append(is_int)
-        cost.append(c)
-        return len(lower) - 1
+    # variables piece by piece: y, then z (when binary), then t (when the revenue is curved)
+    width = 1 + binary.astype(np.int64) + has_t.astype(np.int64)
+    piece_y = np.concatenate([[0], np.cumsum(width)[:-1]]).astype(np.int64)
+    piece_z = np.where(binary, piece_y + 1, -1)
+    piece_t = np.where(has_t, piece_y + 1 + binary, -1)
+    num_vars = int(width.sum())
+    lower = np.zeros(num_vars)
+    upper = np.zeros(num_vars)
+    cost = np.zeros(num_vars)
+    integer = np.zeros(num_vars, dtype=bool)
+    lower[piece_y] = np.where(binary, np.minimum(lo, 0.0), lo)
+    upper[piece_y] = np.where(binary, np.maximum(hi, 0.0), hi)
+    cost[piece_y] = b_scaled
+    zs = piece_z[binary]
+    upper[zs] = 1.0
+    integer[zs] = True
+    ts = piece_t[has_t]
+    upper[ts] = np.maximum(lo * lo, hi * hi)[has_t]
+    cost[ts] = a_scaled[has_t]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak = np.where(has_t, -b_scaled / (2 * a_scaled), np.where(b_scaled > 0, hi, lo))
+    piece_peak = np.clip(peak, lo, hi)
 
-    rows: list[tuple[list[int], list[float], float, float, str]] = []
-    piece_activity: list[int] = []
-    piece_y: list[int] = []
-    piece_z: list[int] = []
-    piece_t: list[int] = []
-    piece_lo: list[float] = []
-    piece_hi: list[float] = []
-    piece_peak: list[float] = []
-    cones: list[tuple[int, int, int]] = []
+    blocks: list[sp.csr_matrix] = []
+    row_lower: list[np.ndarray] = []
+    row_upper: list[np.ndarray] = []
+    row_names: list[str] = []
+    name = np.asarray(problem.activity, dtype=object)
 
-    for i in range(problem.n):
-        if not movable[i]:
-            continue
-        s = scale[i]
-        a_scaled = problem.a[i] * s * s
-        b_scaled = problem.b[i] * s
-        if problem.min_change[i] == 0:
-            intervals = [(reg.dec_lo[i] / s, reg.inc_hi[i] / s)]
-            needs_binary = count_binds
-        else:
-            intervals = []
-            if reg.has_dec[i]:
-                intervals.append((reg.dec_lo[i] / s, reg.dec_hi[i] / s))
-            if reg.has_inc[i]:
-                intervals.append((reg.inc_lo[i] / s, reg.inc_hi[i] / s))
-            needs_binary = True
-        zs: list[int] = []
-        for lo, hi in intervals:
-            y = new_var(min(lo, 0.0) if needs_binary else lo, max(hi, 0.0) if needs_binary else hi, b_scaled)
-            z = -1
-            if needs_binary:
-                z = new_var(0.0, 1.0, 0.0, True)
-                zs.append(z)
-                rows.append(([y, z], [1.0, -lo], 0.0, INF, f"region lower of {problem.activity[i]}"))
-                rows.append(([y, z], [1.0, -hi], -INF, 0.0, f"region upper of {problem.activity[i]}"))
-            t = -1
-            if a_scaled < 0:
-                t = new_var(0.0, max(lo * lo, hi * hi), a_scaled)
-                cones.append((t, y, z if perspective else -1))
-            peak = -b_scaled / (2 * a_scaled) if a_scaled < 0 else (hi if b_scaled > 0 else lo)
-            piece_activity.append(i)
-            piece_y.append(y)
-            piece_z.append(z)
-            piece_t.append(t)
-            piece_lo.append(lo)
-            piece_hi.append(hi)
-            piece_peak.append(float(np.clip(peak, lo, hi)))
-        if len(zs) > 1:
-            rows.append((zs, [1.0] * len(zs), -INF, 1.0, f"one region of {problem.activity[i]}"))
+    def add_rows(
+        matrix: sp.csr_matrix, lo_: Sequence[float] | np.ndarray, hi_: Sequence[float] | np.ndarray, names: list[str]
+    ) -> None:
+        blocks.append(sp.csr_matrix(matrix))
+        row_lower.append(np.asarray(lo_, dtype=float))
+        row_upper.append(np.asarray(hi_, dtype=float))
+        row_names.extend(names)
 
-    piece_activity_arr = np.asarray(piece_activity, dtype=np.int64)
-    piece_y_arr = np.asarray(piece_y, dtype=np.int64)
-    y_scale = scale[piece_activity_arr]
+    # region rows: lo z <= y <= hi z for every piece with a binary
+    on = np.flatnonzero(binary)
+    region_names = [str(v) for v in name[piece_activity[on]]]
+    for bound, coef, lo_, hi_, label in ((lo, 1.0, 0.0, INF, "lower"), (hi, 1.0, -INF, 0.0, "upper")):
+        rows = np.repeat(np.arange(on.size), 2)
+        cols = np.stack([piece_y[on], piece_z[on]], axis=1).ravel()
+        vals = np.stack([np.full(on.size, coef), -bound[on]], axis=1).ravel()
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(on.size, num_vars))
+        add_rows(matrix, np.full(on.size, lo_), np.full(on.size, hi_), [f"region {label} of {a}" for a in region_names])
+    # one region per activity with two binary pieces
+    binary_activity = piece_activity[on]
+    owners, counts = np.unique(binary_activity, return_counts=True)
+    two = owners[counts > 1]
+    if two.size:
+        member = np.isin(binary_activity, two)
+        rows = np.searchsorted(two, binary_activity[member])
+        matrix = sp.csr_matrix((np.ones(rows.size), (rows, piece_z[on][member])), shape=(two.size, num_vars))
+        add_rows(matrix, np.full(two.size, -INF), np.ones(two.size), [f"one region of {name[i]}" for i in two])
 
     count_row = None
-    binaries = [z for z in piece_z if z >= 0]
-    if count_binds and binaries:
-        count_row = len(rows)
-        rows.append((binaries, [1.0] * len(binaries), -INF, float(k), "max_changes"))
+    if count_binds and zs.size:
+        count_row = sum(b.shape[0] for b in blocks)
+        matrix = sp.csr_matrix((np.ones(zs.size), (np.zeros(zs.size, dtype=np.int64), zs)), shape=(1, num_vars))
+        add_rows(matrix, [-INF], [float(k)], ["max_changes"])
 
-    def linear_row(weights: np.ndarray, lo: float, hi: float, name: str) -> None:
-        coef = weights[piece_activity_arr] * y_scale
-        keep = coef != 0
-        rows.append((list(piece_y_arr[keep]), list(coef[keep]), lo, hi, name))
-
+    # budget and rules on the change: sum_i w_i x_i = sum_p w_i S_i y_p
+    weights: list[np.ndarray] = []
+    rule_lower: list[float] = []
+    rule_upper: list[float] = []
+    rule_names: list[str] = []
     total = float(problem.baseline.sum())
     if problem.budget_min is not None or problem.budget_max is not None:
-        lo = -INF if problem.budget_min is None else problem.budget_min - total
-        hi = INF if problem.budget_max is None else problem.budget_max - total
-        linear_row(np.ones(problem.n), lo, hi, "budget")
+        weights.append(np.ones(problem.n))
+        rule_lower.append(-INF if problem.budget_min is None else problem.budget_min - total)
+        rule_upper.append(INF if problem.budget_max is None else problem.budget_max - total)
+        rule_names.append("budget")
     for rule in problem.rules:
-        lo, hi = rule.change_bounds(problem.baseline)
-        linear_row(np.asarray(rule.weights, dtype=float), lo, hi, f"rule {rule.name}")
+        lo_, hi_ = rule.change_bounds(problem.baseline)
+        weights.append(np.asarray(rule.weights, dtype=float))
+        rule_lower.append(lo_)
+        rule_upper.append(hi_)
+        rule_names.append(f"rule {rule.name}")
+    if weights:
+        placement = sp.csr_matrix((scale[piece_activity], (piece_activity, piece_y)), shape=(problem.n, num_vars))
+        add_rows(sp.csr_matrix(np.vstack(weights)) @ placement, rule_lower, rule_upper, rule_names)
 
-    row_ids: list[int] = []
-    col_ids: list[int] = []
-    vals: list[float] = []
-    row_lower = np.empty(len(rows))
-    row_upper = np.empty(len(rows))
-    for r, (cols, coefs, lo, hi, _name) in enumerate(rows):
-        # scale each row to unit largest coefficient for the numerics of every backend
-        size = max((abs(c) for c in coefs), default=1.0) or 1.0
-        row_ids.extend([r] * len(cols))
-        col_ids.extend(int(c) for c in cols)
-        vals.extend(float(c) / size for c in coefs)
-        row_lower[r] = lo / size
-        row_upper[r] = hi / size
-    matrix = sp.csr_matrix((vals, (row_ids, col_ids)), shape=(len(rows), len(lower)))
-    cone = np.asarray(cones, dtype=np.int64).reshape(-1, 3)
+    matrix = sp.csr_matrix(sp.vstack(blocks)) if blocks else sp.csr_matrix((0, num_vars))
+    matrix.eliminate_zeros()
+    all_lower = np.concatenate(row_lower) if row_lower else np.zeros(0)
+    all_upper = np.concatenate(row_upper) if row_upper else np.zeros(0)
+    # scale each row to unit largest coefficient for the numerics of every backend
+    size = np.ones(matrix.shape[0])
+    if matrix.nnz:
+        size = np.asarray(abs(matrix).max(axis=1).todense()).ravel()
+        size[size == 0] = 1.0
+    matrix = sp.csr_matrix(sp.diags(1.0 / size) @ matrix)
+    cone_rows = np.flatnonzero(has_t)
+    cone_t = piece_t[cone_rows]
+    cone_x = piece_y[cone_rows]
+    cone_z = piece_z[cone_rows] if perspective else np.full(cone_rows.size, -1, dtype=np.int64)
     return ConicModel(
         name="misocp" if perspective else "miqp",
-        lower=np.asarray(lower),
-        upper=np.asarray(upper),
-        integer=np.asarray(integer, dtype=bool),
-        cost=np.asarray(cost),
+        lower=lower,
+        upper=upper,
+        integer=integer,
+        cost=cost,
         offset=float(problem.c.sum()),
         matrix=matrix,
-        row_lower=row_lower,
-        row_upper=row_upper,
-        row_names=[row[4] for row in rows],
-        cone_t=cone[:, 0],
-        cone_x=cone[:, 1],
-        cone_z=cone[:, 2],
-        piece_activity=piece_activity_arr,
-        piece_y=piece_y_arr,
-        piece_z=np.asarray(piece_z, dtype=np.int64),
-        piece_t=np.asarray(piece_t, dtype=np.int64),
-        piece_lo=np.asarray(piece_lo),
-        piece_hi=np.asarray(piece_hi),
-        piece_peak=np.asarray(piece_peak),
+        row_lower=all_lower / size,
+        row_upper=all_upper / size,
+        row_names=row_names,
+        cone_t=cone_t,
+        cone_x=cone_x,
+        cone_z=cone_z,
+        piece_activity=piece_activity.astype(np.int64),
+        piece_y=piece_y,
+        piece_z=piece_z.astype(np.int64),
+        piece_t=piece_t.astype(np.int64),
+        piece_lo=lo,
+        piece_hi=hi,
+        piece_peak=piece_peak,
         activity_scale=scale,
         count_row=count_row,
         perspective=perspective,
