@@ -70,9 +70,7 @@ class OAOptions:
 @dataclass
 class _CutPool:
     points: list[set[float]] = field(default_factory=list)
-    count: int = 0  #: cuts added so far (including purged ones)
-    cone: list[int] = field(default_factory=list)  #: cone of every live cut row, in row order
-    point: list[float] = field(default_factory=list)  #: tangent point of every live cut row
+    count: int = 0  #: cuts added so far
 
 
 class OuterApproximation:
@@ -193,34 +191,7 @@ class OuterApproximation:
         for h in (self.highs, self.lp):
             h.addRows(js.size, lower, upper, index.size, starts, index, value)
         self.pool.count += js.size
-        self.pool.cone.extend(keep_cones)
-        self.pool.point.extend(keep_points)
         return int(js.size)
-
-    def _purge_slack_cuts(self, values: np.ndarray) -> int:
-        """Delete cut rows that are slack at ``values`` (an LP optimum): they do not change its bound,
-        only slow down every later LP; a cut that is needed again is re-added when it is violated."""
-        m = self.model
-        cones = np.asarray(self.pool.cone, dtype=np.int64)
-        if cones.size == 0:
-            return 0
-        points = np.asarray(self.pool.point)
-        t = values[m.cone_t[cones]]
-        y = values[m.cone_x[cones]]
-        z = np.where(m.cone_z[cones] >= 0, values[np.maximum(m.cone_z[cones], 0)], 1.0)
-        slack = t - 2 * points * y + points * points * z
-        drop = slack > 1e-6 * np.maximum(1.0, np.abs(t))
-        if not drop.any():
-            return 0
-        rows = m.num_rows + np.flatnonzero(drop)
-        for h in (self.highs, self.lp):
-            h.deleteRows(rows.size, rows.astype(np.int32))
-        for j, v in zip(cones[drop].tolist(), points[drop].tolist(), strict=True):
-            self.pool.points[j].discard(round(v, 12))
-        keep = ~drop
-        self.pool.cone = cones[keep].tolist()
-        self.pool.point = points[keep].tolist()
-        return int(drop.sum())
 
     def _add_initial_cuts(self) -> None:
         m = self.model
@@ -486,8 +457,9 @@ class OuterApproximation:
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 upper = min(upper, float(self.root_bound))
+                # (slack cuts stay: purging them loosened the MILP's approximation where it moves pieces,
+                # and the strongly correlated instances then needed three MILP rounds instead of one)
                 values = self._lp_values()
-                self._purge_slack_cuts(values)
                 closed = relative_gap(self._incumbent_or_none(), upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
