@@ -25,11 +25,11 @@ def available_solvers() -> list[str]:
     return available_backends()
 
 
-def formulate(problem: MixProblem, formulation: str, *, force_count_row: bool = False) -> ConicModel:
+def formulate(problem: MixProblem, formulation: str) -> ConicModel:
     """The neutral model of ``problem`` in the named formulation (``"misocp"`` or ``"miqp"``)."""
     if formulation not in FORMULATIONS:
         raise ValueError(f"unknown formulation {formulation!r}; use one of {sorted(FORMULATIONS)}")
-    return FORMULATIONS[formulation](problem, force_count_row=force_count_row)
+    return FORMULATIONS[formulation](problem)
 
 
 def solve(

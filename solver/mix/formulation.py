@@ -98,7 +98,7 @@ class ConicModel:
         return float(self.cost @ values + self.offset)
 
 
-def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = False) -> ConicModel:
+def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     """Build the neutral model of ``problem``.
 
     Parameters
@@ -107,9 +107,6 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
         A validated problem.
     perspective:
         True for the MISOCP (perspective cones ``t z >= y^2``), False for the MIQP (``t >= y^2``).
-    force_count_row:
-        Keep the row ``sum z <= K`` and the binaries it needs even when ``K`` cannot bind, so that ``K``
-        can later be changed by editing one row bound (used by the Pareto sweep).
 
     Returns
     -------
@@ -118,7 +115,7 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
     reg = regions(problem)
     movable = reg.movable
     k = problem.k
-    count_binds = force_count_row or k < int(movable.sum())
+    count_binds = k < int(movable.sum())
     scale = np.maximum(np.maximum(np.abs(reg.dec_lo), np.abs(reg.inc_hi)), 1e-300)
     scale = np.where(movable, scale, 1.0)
 
@@ -142,7 +139,7 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
 
     # variables piece by piece: y, then z (when binary), then t (when the revenue is curved)
     width = 1 + binary.astype(np.int64) + has_t.astype(np.int64)
-    piece_y = np.concatenate([[0], np.cumsum(width)[:-1]]).astype(np.int64)
+    piece_y = (np.cumsum(width) - width).astype(np.int64)
     piece_z = np.where(binary, piece_y + 1, -1)
     piece_t = np.where(has_t, piece_y + 1 + binary, -1)
     num_vars = int(width.sum())
@@ -169,23 +166,37 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
     row_names: list[str] = []
     name = np.asarray(problem.activity, dtype=object)
 
+    row_keys: list[np.ndarray] = []
+
     def add_rows(
-        matrix: sp.csr_matrix, lo_: Sequence[float] | np.ndarray, hi_: Sequence[float] | np.ndarray, names: list[str]
+        matrix: sp.csr_matrix,
+        lo_: Sequence[float] | np.ndarray,
+        hi_: Sequence[float] | np.ndarray,
+        names: list[str],
+        keys: np.ndarray | None = None,
     ) -> None:
+        """Append rows; ``keys`` place them in the final order (default: after every keyed row, in turn)."""
         blocks.append(sp.csr_matrix(matrix))
         row_lower.append(np.asarray(lo_, dtype=float))
         row_upper.append(np.asarray(hi_, dtype=float))
         row_names.extend(names)
+        if keys is None:
+            keys = 3 * num_vars + sum(k.size for k in row_keys) + np.arange(matrix.shape[0])
+        row_keys.append(np.asarray(keys, dtype=np.int64))
 
     # region rows: lo z <= y <= hi z for every piece with a binary
     on = np.flatnonzero(binary)
     region_names = [str(v) for v in name[piece_activity[on]]]
-    for bound, coef, lo_, hi_, label in ((lo, 1.0, 0.0, INF, "lower"), (hi, 1.0, -INF, 0.0, "upper")):
+    # rows are ordered activity by activity as the per-activity loop of the first builder wrote them (a piece's
+    # lower and upper row, then the activity's one-region row): SCIP 6.3 crashed (heap corruption) on the
+    # same rows grouped by kind
+    for offset, bound, lo_, hi_, label in ((0, lo, 0.0, INF, "lower"), (1, hi, -INF, 0.0, "upper")):
         rows = np.repeat(np.arange(on.size), 2)
         cols = np.stack([piece_y[on], piece_z[on]], axis=1).ravel()
-        vals = np.stack([np.full(on.size, coef), -bound[on]], axis=1).ravel()
+        vals = np.stack([np.ones(on.size), -bound[on]], axis=1).ravel()
         matrix = sp.csr_matrix((vals, (rows, cols)), shape=(on.size, num_vars))
-        add_rows(matrix, np.full(on.size, lo_), np.full(on.size, hi_), [f"region {label} of {a}" for a in region_names])
+        names = [f"region {label} of {a}" for a in region_names]
+        add_rows(matrix, np.full(on.size, lo_), np.full(on.size, hi_), names, 3 * piece_y[on] + offset)
     # one region per activity with two binary pieces
     binary_activity = piece_activity[on]
     owners, counts = np.unique(binary_activity, return_counts=True)
@@ -194,11 +205,14 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
         member = np.isin(binary_activity, two)
         rows = np.searchsorted(two, binary_activity[member])
         matrix = sp.csr_matrix((np.ones(rows.size), (rows, piece_z[on][member])), shape=(two.size, num_vars))
-        add_rows(matrix, np.full(two.size, -INF), np.ones(two.size), [f"one region of {name[i]}" for i in two])
+        last_y = np.zeros(problem.n, dtype=np.int64)
+        np.maximum.at(last_y, piece_activity, piece_y)
+        names = [f"one region of {name[i]}" for i in two]
+        add_rows(matrix, np.full(two.size, -INF), np.ones(two.size), names, 3 * last_y[two] + 2)
 
     count_row = None
     if count_binds and zs.size:
-        count_row = sum(b.shape[0] for b in blocks)
+        count_row = sum(b.shape[0] for b in blocks)  # the first unkeyed row: its place is its index
         matrix = sp.csr_matrix((np.ones(zs.size), (np.zeros(zs.size, dtype=np.int64), zs)), shape=(1, num_vars))
         add_rows(matrix, [-INF], [float(k)], ["max_changes"])
 
@@ -223,10 +237,13 @@ def build(problem: MixProblem, *, perspective: bool, force_count_row: bool = Fal
         placement = sp.csr_matrix((scale[piece_activity], (piece_activity, piece_y)), shape=(problem.n, num_vars))
         add_rows(sp.csr_matrix(np.vstack(weights)) @ placement, rule_lower, rule_upper, rule_names)
 
-    matrix = sp.csr_matrix(sp.vstack(blocks)) if blocks else sp.csr_matrix((0, num_vars))
+    order = np.argsort(np.concatenate(row_keys), kind="stable") if row_keys else np.zeros(0, dtype=np.int64)
+    matrix = sp.csr_matrix(sp.vstack(blocks))[order] if blocks else sp.csr_matrix((0, num_vars))
     matrix.eliminate_zeros()
-    all_lower = np.concatenate(row_lower) if row_lower else np.zeros(0)
-    all_upper = np.concatenate(row_upper) if row_upper else np.zeros(0)
+    matrix.sort_indices()
+    all_lower = np.concatenate(row_lower)[order] if row_lower else np.zeros(0)
+    all_upper = np.concatenate(row_upper)[order] if row_upper else np.zeros(0)
+    row_names = [row_names[r] for r in order]
     # scale each row to unit largest coefficient for the numerics of every backend
     size = np.ones(matrix.shape[0])
     if matrix.nnz:

@@ -12,19 +12,17 @@ from solver.mix.formulation import ConicModel, build
 from solver.mix.model import MixProblem
 
 
-def formulate(problem: MixProblem, *, force_count_row: bool = False) -> ConicModel:
+def formulate(problem: MixProblem) -> ConicModel:
     """The MIQP model of ``problem``.
 
     Parameters
     ----------
     problem:
         A validated problem.
-    force_count_row:
-        Keep the cap-on-changes row even when it cannot bind.
 
     Returns
     -------
     ConicModel
         Cones ``t >= y^2`` (no ``z``).
     """
-    return build(problem, perspective=False, force_count_row=force_count_row)
+    return build(problem, perspective=False)

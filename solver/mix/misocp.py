@@ -13,19 +13,17 @@ from solver.mix.formulation import ConicModel, build
 from solver.mix.model import MixProblem
 
 
-def formulate(problem: MixProblem, *, force_count_row: bool = False) -> ConicModel:
+def formulate(problem: MixProblem) -> ConicModel:
     """The MISOCP model of ``problem``.
 
     Parameters
     ----------
     problem:
         A validated problem.
-    force_count_row:
-        Keep the cap-on-changes row even when it cannot bind.
 
     Returns
     -------
     ConicModel
         Cones ``t z >= y^2`` (``z`` omitted for pieces without a binary).
     """
-    return build(problem, perspective=True, force_count_row=force_count_row)
+    return build(problem, perspective=True)

@@ -65,6 +65,7 @@ def solve_box_qp(
     upper: np.ndarray,
     rows: LinearRows | None = None,
     time_limit: float | None = None,
+    interior_point: bool = False,
 ) -> np.ndarray | None:
     """Maximise the revenue over ``lower <= x <= upper`` and the budget and rule rows.
 
@@ -77,7 +78,10 @@ def solve_box_qp(
     rows:
         Pre-computed :func:`linear_rows` of the problem (computed when omitted).
     time_limit:
-        Seconds allowed to HiGHS.
+        Seconds allowed to the QP solver.
+    interior_point:
+        Always use Clarabel, never HiGHS: required inside a HiGHS callback, where a nested HiGHS run
+        corrupts the running one's memory (HiGHS keeps process-wide state).
 
     Returns
     -------
@@ -99,7 +103,7 @@ def solve_box_qp(
     lower = lower[free]
     upper = upper[free]
     scale = np.maximum(np.maximum(np.abs(lower), np.abs(upper)), 1.0)
-    if n > ACTIVE_SET_LIMIT:
+    if interior_point or n > ACTIVE_SET_LIMIT:
         y = _interior_point(
             a * scale * scale,
             b * scale,
