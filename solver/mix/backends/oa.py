@@ -387,7 +387,8 @@ class OuterApproximation:
 
     def _round_relaxation(self, values: np.ndarray, clock: Clock) -> None:
         """Primal heuristic on an LP optimum: switch on, per activity, the piece with the largest binary
-        value when it is at least ``threshold`` (at most K activities, largest first), fix, solve the LP."""
+        value when it is at least ``threshold`` (at most K activities, largest first) and complete the plan
+        (:meth:`_complete`)."""
         m = self.model
         zcols = self._binaries
         if zcols.size == 0:
@@ -453,8 +454,8 @@ class OuterApproximation:
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 upper = min(upper, float(self.root_bound))
-                # (slack cuts stay: purging them loosened the MILP's approximation where it moves pieces,
-                # and the strongly correlated instances then needed three MILP rounds instead of one)
+                # every cut stays, also those slack here: they keep the MILP's approximation tight where it
+                # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
                 closed = relative_gap(self._incumbent_or_none(), upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
@@ -521,7 +522,8 @@ class OuterApproximation:
                 values = np.asarray(solution.col_value)
                 change = m.decode(values, self.problem)
                 self._offer(change)
-                if clock.remaining() > 0:
+                # a cheap exact polish already ran on every plan of the round (callback); else polish it here
+                if clock.remaining() > 0 and not self._polish_cheap(self.problem.n):
                     polished = self._polish(change, clock)
                     if polished is not None:
                         self._offer(polished)
