@@ -120,6 +120,8 @@ class OuterApproximation:
         self._round_clock: Clock | None = None
         self._round_gap: float | None = None
         self._round_points: list[np.ndarray] = []
+        # the LP twin is re-solved warm after every cut round: HiGHS's presolve only costs time there
+        self.lp.setOptionValue("presolve", "off")
         self._pass_model()
         self._add_initial_cuts()
         self._integral = False
