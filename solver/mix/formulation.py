@@ -164,9 +164,8 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     row_lower: list[np.ndarray] = []
     row_upper: list[np.ndarray] = []
     row_names: list[str] = []
-    name = np.asarray(problem.activity, dtype=object)
-
     row_keys: list[np.ndarray] = []
+    name = np.asarray(problem.activity, dtype=object)
 
     def add_rows(
         matrix: sp.csr_matrix,
@@ -181,7 +180,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         row_upper.append(np.asarray(hi_, dtype=float))
         row_names.extend(names)
         if keys is None:
-            keys = 3 * num_vars + sum(k.size for k in row_keys) + np.arange(matrix.shape[0])
+            keys = 3 * num_vars + sum(block.size for block in row_keys) + np.arange(matrix.shape[0])
         row_keys.append(np.asarray(keys, dtype=np.int64))
 
     # region rows: lo z <= y <= hi z for every piece with a binary

@@ -9,6 +9,7 @@ import pytest
 
 from solver.common import InputError, Status
 from solver.mix import MixProblem, Rule, brute_force, check_plan, regions, solve
+from solver.mix.api import formulate
 
 
 def make(**changes: object) -> MixProblem:
@@ -180,3 +181,22 @@ def test_result_properties() -> None:
     assert result.certificate.feasibility is not None and result.certificate.feasibility.ok
     assert result.certificate.solver == "oa"
     assert dataclasses.is_dataclass(result)
+
+
+def test_model_rows_come_activity_by_activity() -> None:
+    # SCIP 6.3 aborted with heap corruption on the same rows grouped by kind; keep this order
+    model = formulate(make(), "misocp")
+    assert model.row_names == [
+        "region lower of tv",
+        "region upper of tv",
+        "region lower of tv",
+        "region upper of tv",
+        "one region of tv",
+        "region lower of radio",
+        "region upper of radio",
+        "region lower of web",
+        "region upper of web",
+        "max_changes",
+        "budget",
+    ]
+    assert model.count_row == model.row_names.index("max_changes")
