@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from solver.mix.model import MixProblem, regions, snap
+from solver.mix.qp import linear_rows
 
 INF = float("inf")
 
@@ -216,25 +217,10 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         add_rows(matrix, [-INF], [float(k)], ["max_changes"])
 
     # budget and rules on the change: sum_i w_i x_i = sum_p w_i S_i y_p
-    weights: list[np.ndarray] = []
-    rule_lower: list[float] = []
-    rule_upper: list[float] = []
-    rule_names: list[str] = []
-    total = float(problem.baseline.sum())
-    if problem.budget_min is not None or problem.budget_max is not None:
-        weights.append(np.ones(problem.n))
-        rule_lower.append(-INF if problem.budget_min is None else problem.budget_min - total)
-        rule_upper.append(INF if problem.budget_max is None else problem.budget_max - total)
-        rule_names.append("budget")
-    for rule in problem.rules:
-        lo_, hi_ = rule.change_bounds(problem.baseline)
-        weights.append(np.asarray(rule.weights, dtype=float))
-        rule_lower.append(lo_)
-        rule_upper.append(hi_)
-        rule_names.append(f"rule {rule.name}")
-    if weights:
+    rules = linear_rows(problem)
+    if rules.matrix.shape[0]:
         placement = sp.csr_matrix((scale[piece_activity], (piece_activity, piece_y)), shape=(problem.n, num_vars))
-        add_rows(sp.csr_matrix(np.vstack(weights)) @ placement, rule_lower, rule_upper, rule_names)
+        add_rows(rules.matrix @ placement, rules.lower, rules.upper, list(rules.names))
 
     order = np.argsort(np.concatenate(row_keys), kind="stable") if row_keys else np.zeros(0, dtype=np.int64)
     matrix = sp.csr_matrix(sp.vstack(blocks))[order] if blocks else sp.csr_matrix((0, num_vars))
