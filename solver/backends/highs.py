@@ -85,6 +85,17 @@ def build(program: LinearProgram) -> highspy.Highs:
     return h
 
 
+def set_time_limit(highs: highspy.Highs, seconds: float | None) -> None:
+    """Give the next ``run()`` of ``highs`` at most ``seconds`` (None: no limit).
+
+    HiGHS compares its ``time_limit`` option with the instance's run time summed over every ``run()``
+    so far, so a live model that is re-solved (cut rounds, pricing rounds) needs the limit moved on:
+    set plainly, the limit ran out after the earlier runs and a re-solve stopped before it began.
+    """
+    limit = highspy.kHighsInf if seconds is None else highs.getRunTime() + max(float(seconds), 0.01)
+    highs.setOptionValue("time_limit", limit)
+
+
 def solve(
     program: LinearProgram,
     *,
@@ -99,8 +110,7 @@ def solve(
     h = build(program)
     for key, value in (options or {}).items():
         h.setOptionValue(key, value)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+    set_time_limit(h, time_limit)
     if program.is_mip:
         h.setOptionValue("mip_rel_gap", float(gap))
         if warm_start is not None:

@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends.highs import HighsOptions, new_highs
+from solver.backends.highs import HighsOptions, new_highs, set_time_limit
 from solver.backends.highs import solve as solve_highs
 from solver.common import Certificate, Progress, ProgressCallback, Status
 from solver.coupon.checks import check_assignment, customer_minimums
@@ -176,8 +176,7 @@ class RestrictedLP:
     def solve(self, options: HighsOptions, time_limit: float | None) -> tuple[Status, np.ndarray | None, Duals | None]:
         for key, value in options.items():
             self.h.setOptionValue(key, value)
-        if time_limit is not None:
-            self.h.setOptionValue("time_limit", float(time_limit))
+        set_time_limit(self.h, time_limit)
         self.h.run()
         model_status = self.h.getModelStatus()
         if model_status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):

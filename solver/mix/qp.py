@@ -17,7 +17,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends.highs import new_highs
+from solver.backends.highs import new_highs, set_time_limit
 from solver.mix.model import MixProblem
 
 INF = float("inf")
@@ -121,8 +121,7 @@ def solve_box_qp(
     h = new_highs()
     h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     h.setOptionValue("dual_feasibility_tolerance", 1e-9)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(0.01, float(time_limit)))
+    set_time_limit(h, time_limit)
     lp = highspy.HighsLp()
     lp.num_col_ = n
     lp.col_cost_ = -b * scale

@@ -33,7 +33,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends.highs import new_highs
+from solver.backends.highs import new_highs, set_time_limit
 from solver.common import ProgressCallback, Status, relative_gap
 from solver.mix.backends.base import BackendOutcome, Clock, report
 from solver.mix.formulation import ConicModel
@@ -317,7 +317,7 @@ class OuterApproximation:
         left = clock.remaining()
         budget = left * (1 - reserve) if math.isfinite(left) else math.inf
         self._deadline = time.perf_counter() + budget if math.isfinite(budget) else math.inf
-        highs.setOptionValue("time_limit", max(0.01, budget) if math.isfinite(budget) else INF)
+        set_time_limit(highs, budget if math.isfinite(budget) else None)
         if gap is not None:
             highs.setOptionValue("mip_rel_gap", gap)
         highs.run()
