@@ -110,7 +110,8 @@ def solve(
     h = build(program)
     for key, value in (options or {}).items():
         h.setOptionValue(key, value)
-    set_time_limit(h, time_limit)
+    if time_limit is not None:
+        set_time_limit(h, time_limit)
     if program.is_mip:
         h.setOptionValue("mip_rel_gap", float(gap))
         if warm_start is not None:
