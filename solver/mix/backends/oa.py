@@ -245,10 +245,8 @@ class OuterApproximation:
         return free * max(1, self.rows.matrix.shape[0]) <= self.options.polish_limit
 
     def _complete(self, on: np.ndarray, clock: Clock) -> np.ndarray | None:
-        """The best plan with the pieces ``on`` (one flag per binary column) switched on: the exact QP over
-        those regions when it is cheap, else the LP over the cuts with the binaries fixed."""
-        if not self._polish_cheap(int(np.count_nonzero(on)) + int(np.count_nonzero(self.model.piece_z < 0))):
-            return self._fixed_lp(on, clock)
+        """The best plan with the pieces ``on`` (one flag per binary column) switched on: :meth:`_polish` of
+        a plan inside those pieces (the exact QP when it is cheap, else the LP with the binaries fixed)."""
         m = self.model
         pieces = self._binary_pieces[on]
         # a change inside each switched-on piece: its sign picks the region, _polish frees the whole region
