@@ -55,6 +55,27 @@ def run(exe: Path, *args: str, cwd: Path | None = None, timeout: float = 300) ->
 
 @pytest.mark.slow
 @skip_bundle
+def test_frozen_executable_serves_as_the_highs_worker(exe: Path) -> None:
+    """The MILP worker re-launches sys.executable with ``-c``: in the bundle that is dmplan itself."""
+    code = """
+import sys, highspy, numpy as np
+from solver.backends.highs import new_highs
+from solver.backends.highs_worker import MilpArrays, shared_worker
+h = new_highs()
+h.addVars(2, np.array([0.0, 0.0]), np.array([4.0, 4.0]))
+h.changeColsCost(2, np.array([0, 1], dtype=np.int32), np.array([-1.0, -2.0]))
+h.addRow(-np.inf, 5.5, 2, np.array([0, 1], dtype=np.int32), np.array([1.0, 1.0]))
+worker = shared_worker()
+run = worker.run(MilpArrays.from_highs(h, np.array([0, 1])), start=None, seconds=60, gap=0.0)
+print("worker", run.status, round(run.objective, 6), worker._process.args[0] == sys.executable)
+"""
+    proc = run(exe, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "worker HighsModelStatus.kOptimal -9.0 True" in proc.stdout
+
+
+@pytest.mark.slow
+@skip_bundle
 def test_bundle_holds_the_addin_and_data(exe: Path) -> None:
     assert (BUNDLE / "dmplan.xlam").exists()
     assert (BUNDLE / "_internal" / "xlsm" / "dmplan.xlam").exists()

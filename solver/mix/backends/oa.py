@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from solver.backends.highs import new_highs, set_time_limit
+from solver.backends.highs_worker import MilpArrays, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from solver.common import ProgressCallback, Status, relative_gap
 from solver.mix.backends.base import BackendOutcome, Clock, report
 from solver.mix.formulation import ConicModel
@@ -66,6 +67,11 @@ class OAOptions:
     #: skip the exact QP polish when (free activities) x (rows) exceeds this: the QP's factorisation then
     #: costs more than it gains (the retailer case: 9 s per QP); the MILP's own plans still give the lower bound
     polish_limit: int = 1_000_000
+    #: run MILP rounds in a child process (:mod:`solver.backends.highs_worker`) when a time limit is set and
+    #: the model has at least ``isolate_min_vars`` variables: HiGHS overruns a deadline that falls inside its
+    #: root cut rounds (by up to 20 s on the retailer case), the child can be killed; small MILPs stop on time
+    isolate: bool = True
+    isolate_min_vars: int = 2000
 
 
 @dataclass
@@ -322,6 +328,79 @@ class OuterApproximation:
         self._deadline = math.inf
         return highs.getModelStatus()
 
+    def _milp_round(self, clock: Clock, gap: float, integer: np.ndarray, isolate: bool) -> MilpRun:
+        """One MILP round over the current cuts, started from the incumbent; in the worker when ``isolate``
+        (falling back to this process when the worker fails)."""
+        start = None if self.incumbent is None else self.model.encode(self.incumbent, self.problem)
+        if isolate:
+            worker = shared_worker()
+            if worker.lock.acquire(blocking=False):  # another thread's solve holds it: run here instead
+                try:
+                    return self._milp_round_in_worker(worker, clock, gap, integer, start)
+                except WorkerFailed:
+                    pass
+                finally:
+                    worker.lock.release()
+        return self._milp_round_in_process(clock, gap, integer, start)
+
+    def _milp_round_in_process(
+        self, clock: Clock, gap: float, integer: np.ndarray, start: np.ndarray | None
+    ) -> MilpRun:
+        began = time.perf_counter()
+        # never let a stale point become a MIP start: HiGHS would run a sub-MIP to complete it (after
+        # the LP rounds the retailer case lost 80 s in one, beyond the time limit)
+        self.highs.clearSolver()
+        if start is not None:
+            self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+        self._round_clock, self._round_gap = clock, gap
+        try:
+            status = self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
+        finally:
+            self._round_clock, self._round_gap = None, None
+        info = self.highs.getInfo()
+        if integer.size:
+            bound = float(info.mip_dual_bound)
+        else:
+            bound = float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
+        solution = self.highs.getSolution()
+        feasible = info.primal_solution_status == 2 and solution.value_valid
+        return MilpRun(
+            status,
+            bound,
+            float(info.objective_function_value),
+            int(info.mip_node_count) if integer.size else 0,
+            np.asarray(solution.col_value) if feasible else None,
+            time.perf_counter() - began,
+        )
+
+    def _milp_round_in_worker(
+        self, worker: MilpWorker, clock: Clock, gap: float, integer: np.ndarray, start: np.ndarray | None
+    ) -> MilpRun:
+        left = clock.remaining()
+        seconds = left * (1 - self.options.reserve) if math.isfinite(left) else None
+        ends = math.inf if seconds is None else time.perf_counter() + seconds
+        round_clock = Clock(None if seconds is None else seconds)
+
+        def on_plan(values: np.ndarray, latest: bool) -> None:
+            self._round_points.append(values)
+            change = self.model.decode(values, self.problem)
+            self._offer(change)
+            # the polish runs here while the child searches on; of a burst of plans only the latest is polished
+            if latest and time.perf_counter() < ends:
+                polished = self._polish(change, round_clock)
+                if polished is not None:
+                    self._offer(polished)
+
+        def stop(bound: float) -> bool:
+            closed = relative_gap(self._incumbent_or_none(), bound)
+            return closed is not None and closed <= gap
+
+        options = {"output_flag": self.options.verbose}
+        model = MilpArrays.from_highs(self.highs, integer)
+        return worker.run(
+            model, start=start, seconds=seconds, gap=0.5 * gap, options=options, on_plan=on_plan, stop=stop
+        )
+
     def _lp_rounds(
         self, clock: Clock, rounds: int | None = None, record: bool = True, stop_gap: float | None = None
     ) -> highspy.HighsModelStatus:
@@ -446,6 +525,13 @@ class OuterApproximation:
             self._offer(np.asarray(warm_start, dtype=float))
         m = self.model
         integer = np.flatnonzero(m.integer)
+        isolate = options.isolate and clock.limit is not None and integer.size > 0
+        isolate = isolate and m.num_vars >= options.isolate_min_vars
+        if isolate:
+            try:
+                shared_worker()  # starts in the background while the root rounds run
+            except WorkerFailed:
+                isolate = False
         nodes = 0
         upper = math.inf
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
@@ -486,46 +572,31 @@ class OuterApproximation:
         while rounds < options.max_rounds:
             rounds += 1
             pool_before = self.pool.count
-            # never let a stale point become a MIP start: HiGHS would run a sub-MIP to complete it (after
-            # the LP rounds the retailer case lost 80 s in one, beyond the time limit)
-            self.highs.clearSolver()
-            if self.incumbent is not None:
-                start = m.encode(self.incumbent, self.problem)
-                self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
             if clock.remaining() <= 0:
                 message = "time limit"
                 break
-            self._round_clock, self._round_gap, self._round_points = clock, gap, []
-            try:
-                status = self._run(self.highs, clock, 0.5 * gap, reserve=options.reserve)
-            finally:
-                self._round_clock, self._round_gap = None, None
-            info = self.highs.getInfo()
-            if status == highspy.HighsModelStatus.kInfeasible:
+            self._round_points = []
+            run = self._milp_round(clock, gap, integer, isolate)
+            isolate = isolate and not run.killed  # after a kill the time is up anyway
+            if run.status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
-            if status not in USABLE_STATUSES:
+            if run.status is not None and run.status not in USABLE_STATUSES:
                 # a failed run's dual bound means nothing: never let it close the gap
-                message = f"HiGHS stopped: {self.highs.modelStatusToString(status)}"
+                message = f"HiGHS stopped: {self.highs.modelStatusToString(run.status)}"
                 break
-            if integer.size:
-                nodes += int(info.mip_node_count)
-                round_bound = float(info.mip_dual_bound)
-            else:
-                round_bound = (
-                    float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
-                )
+            nodes += run.nodes
             floor = self.incumbent_value if self.incumbent is not None else -math.inf
+            round_bound = run.dual_bound
             if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
                 upper = min(upper, round_bound)  # a bound below a known plan's revenue would be false
-            solution = self.highs.getSolution()
-            has_point = info.primal_solution_status == 2 and solution.value_valid
             hit = np.zeros(0, dtype=np.int64)
-            if has_point:
-                values = np.asarray(solution.col_value)
+            if run.solution is not None:
+                values = run.solution
                 change = m.decode(values, self.problem)
                 self._offer(change)
-                # a cheap exact polish already ran on every plan of the round (callback); else polish it here
-                if clock.remaining() > 0 and not self._polish_cheap(self.problem.n):
+                # every plan of the round is polished as it comes, in the worker's parent or in the callback when
+                # that polish is cheap; else polish the round's final plan here
+                if clock.remaining() > 0 and not isolate and not self._polish_cheap(self.problem.n):
                     polished = self._polish(change, clock)
                     if polished is not None:
                         self._offer(polished)
