@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -168,3 +169,25 @@ def test_oa_gives_the_same_answer_with_its_milp_in_the_worker(monkeypatch: pytes
         problem.revenue(plain.change)
     )
     assert isolated.bound - problem.revenue(isolated.change) <= 1e-4 * abs(isolated.bound)  # proven, like in-process
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="freezing the child needs SIGSTOP")
+def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retailer case's failure mode: the MILP stops answering (HiGHS in a root cut round)."""
+    problem = paper_instance(InstanceSpec(60, "strong", 0.2, 0.2, seed=1))  # the root does not close the gap
+    original = MilpWorker.run
+
+    def hanging(self: MilpWorker, *args: object, **kwargs: object) -> object:
+        assert self._conn is not None  # waits until the child is connected; freeze it once it has the model
+        threading.Timer(0.05, os.kill, (self._process.pid, signal.SIGSTOP)).start()
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MilpWorker, "run", hanging)
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate_min_vars=0))
+    began = time.perf_counter()
+    outcome = oa.solve(time_limit=3.0, gap=1e-6)
+    took = time.perf_counter() - began
+    assert 2.5 <= took <= 3.0 + GRACE + 0.3
+    assert outcome.message == "time limit" and outcome.iterations == 1
+    assert outcome.change is not None  # the root's plan
+    assert outcome.bound is not None and outcome.bound >= problem.revenue(outcome.change)

@@ -577,7 +577,6 @@ class OuterApproximation:
                 break
             self._round_points = []
             run = self._milp_round(clock, gap, integer, isolate)
-            isolate = isolate and not run.killed  # after a kill the time is up anyway
             if run.status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
             if run.status is not None and run.status not in USABLE_STATUSES:
@@ -589,6 +588,9 @@ class OuterApproximation:
             round_bound = run.dual_bound
             if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
                 upper = min(upper, round_bound)  # a bound below a known plan's revenue would be false
+            if run.killed:  # the round had all the time left but the reserve: stop (in-process HiGHS would overrun)
+                message = "time limit"
+                break
             hit = np.zeros(0, dtype=np.int64)
             if run.solution is not None:
                 values = run.solution
