@@ -187,7 +187,7 @@ def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pyt
     began = time.perf_counter()
     outcome = oa.solve(time_limit=3.0, gap=1e-6)
     took = time.perf_counter() - began
-    assert 2.5 <= took <= 3.0 + GRACE + 0.3
+    assert 2.7 <= took <= 3.4  # the limit, not the 16 s overrun of an in-process round after the kill
     assert outcome.message == "time limit" and outcome.iterations == 1
     assert outcome.change is not None  # the root's plan
     assert outcome.bound is not None and outcome.bound >= problem.revenue(outcome.change)

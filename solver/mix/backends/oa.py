@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from solver.backends.highs import new_highs, set_time_limit
-from solver.backends.highs_worker import MilpArrays, MilpRun, MilpWorker, WorkerFailed, shared_worker
+from solver.backends.highs_worker import GRACE, MilpArrays, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from solver.common import ProgressCallback, Status, relative_gap
 from solver.mix.backends.base import BackendOutcome, Clock, report
 from solver.mix.formulation import ConicModel
@@ -62,7 +62,7 @@ class OAOptions:
     cut_violation: float = 1e-9  #: add a cut when ``y^2/z - t`` exceeds this (scaled units)
     max_cuts_per_cone: int = 60
     max_rounds: int = 200
-    reserve: float = 0.05  #: share of the time left kept back from each MILP round
+    reserve: float = 0.05  #: share of the time left kept back from each in-process MILP round
     verbose: bool = False
     #: skip the exact QP polish when (free activities) x (rows) exceeds this: the QP's factorisation then
     #: costs more than it gains (the retailer case: 9 s per QP); the MILP's own plans still give the lower bound
@@ -377,7 +377,8 @@ class OuterApproximation:
         self, worker: MilpWorker, clock: Clock, gap: float, integer: np.ndarray, start: np.ndarray | None
     ) -> MilpRun:
         left = clock.remaining()
-        seconds = left * (1 - self.options.reserve) if math.isfinite(left) else None
+        # no reserve needed: the child is killed GRACE seconds after its limit; keep 0.1 s to wrap up
+        seconds = max(0.0, left - GRACE - 0.1) if math.isfinite(left) else None
         ends = math.inf if seconds is None else time.perf_counter() + seconds
         round_clock = Clock(None if seconds is None else seconds)
 
