@@ -140,25 +140,22 @@ class OuterApproximation:
     # -- model -----------------------------------------------------------------------------------------
     def _pass_model(self) -> None:
         m = self.model
-        lp = highspy.HighsLp()
-        lp.num_col_ = m.num_vars
-        lp.num_row_ = m.num_rows
-        lp.col_cost_ = m.cost
-        lp.col_lower_ = m.lower
-        lp.col_upper_ = m.upper
-        lp.row_lower_ = np.where(np.isfinite(m.row_lower), m.row_lower, -INF)
-        lp.row_upper_ = np.where(np.isfinite(m.row_upper), m.row_upper, INF)
-        lp.offset_ = m.offset
-        lp.sense_ = highspy.ObjSense.kMaximize
         csc = sp.csc_matrix(m.matrix)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data.astype(float)
-        lp.a_matrix_.num_col_ = m.num_vars
-        lp.a_matrix_.num_row_ = m.num_rows
-        self.highs.passModel(lp)
-        self.lp.passModel(lp)
+        arrays = MilpArrays(
+            cost=m.cost,
+            col_lower=m.lower,
+            col_upper=m.upper,
+            row_lower=np.where(np.isfinite(m.row_lower), m.row_lower, -INF),
+            row_upper=np.where(np.isfinite(m.row_upper), m.row_upper, INF),
+            start=csc.indptr.astype(np.int32),
+            index=csc.indices.astype(np.int32),
+            value=csc.data.astype(float),
+            integer=np.zeros(0, dtype=np.int32),  # the MILP's integrality is switched on after the root
+            offset=m.offset,
+            maximize=True,
+        )
+        arrays.to_highs(self.highs)
+        arrays.to_highs(self.lp)
 
     def _add_cuts(self, cones: np.ndarray, points: np.ndarray) -> int:
         """Add tangent cuts ``t - 2 v y + v^2 z >= 0`` (or ``>= -v^2`` without ``z``); skip known ones."""
@@ -367,6 +364,11 @@ class OuterApproximation:
             bound = float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
         solution = self.highs.getSolution()
         feasible = info.primal_solution_status == 2 and solution.value_valid
+        if feasible and clock.remaining() > 0 and not self._polish_cheap(self.problem.n):
+            # a cheap polish already ran on every plan of the round (callback); else polish the final plan here
+            polished = self._polish(self.model.decode(np.asarray(solution.col_value), self.problem), clock)
+            if polished is not None:
+                self._offer(polished)
         return MilpRun(
             status,
             bound,
@@ -383,7 +385,7 @@ class OuterApproximation:
         # no reserve needed: the child is killed GRACE seconds after its limit; keep 0.1 s to wrap up
         seconds = max(0.0, left - GRACE - 0.1) if math.isfinite(left) else None
         ends = math.inf if seconds is None else time.perf_counter() + seconds
-        round_clock = Clock(None if seconds is None else seconds)
+        round_clock = Clock(seconds)
 
         def on_plan(values: np.ndarray, latest: bool) -> None:
             self._round_points.append(values)
@@ -592,20 +594,13 @@ class OuterApproximation:
             round_bound = run.dual_bound
             if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
                 upper = min(upper, round_bound)  # a bound below a known plan's revenue would be false
-            if run.killed:  # the round had all the time left but the reserve: stop (in-process HiGHS would overrun)
+            if run.killed:  # the round had all the time left: stop (an in-process round would overrun)
                 message = "time limit"
                 break
             hit = np.zeros(0, dtype=np.int64)
             if run.solution is not None:
                 values = run.solution
-                change = m.decode(values, self.problem)
-                self._offer(change)
-                # every plan of the round is polished as it comes, in the worker's parent or in the callback when
-                # that polish is cheap; else polish the round's final plan here
-                if clock.remaining() > 0 and not isolate and not self._polish_cheap(self.problem.n):
-                    polished = self._polish(change, clock)
-                    if polished is not None:
-                        self._offer(polished)
+                self._offer(m.decode(values, self.problem))  # each round path has polished its plans
                 hit, points = self._violated(values, cut_tol)
                 self._add_cuts(hit, points)
             for found in self._round_points:  # the round's earlier plans: the approximation was off there too
