@@ -59,8 +59,8 @@ def test_frozen_executable_serves_as_the_highs_worker(exe: Path) -> None:
     """The MILP worker re-launches sys.executable with ``-c``: in the bundle that is dmplan itself."""
     code = """
 import sys, highspy, numpy as np
-from solver.backends.highs import new_highs
-from solver.backends.highs_worker import MilpArrays, shared_worker
+from solver.backends.highs import MilpArrays, new_highs
+from solver.backends.highs_worker import shared_worker
 h = new_highs()
 h.addVars(2, np.array([0.0, 0.0]), np.array([4.0, 4.0]))
 h.changeColsCost(2, np.array([0, 1], dtype=np.int32), np.array([-1.0, -2.0]))

@@ -6,10 +6,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from solver.common import Status
 from solver.linear import LinearProgram, LinearSolution
@@ -58,30 +60,87 @@ def new_highs() -> highspy.Highs:
     return h
 
 
+@dataclass(frozen=True)
+class MilpArrays:
+    """An LP or MILP as plain arrays: what :func:`build` passes to HiGHS and what crosses to the worker process."""
+
+    cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    start: np.ndarray  #: column-wise (CSC) matrix
+    index: np.ndarray
+    value: np.ndarray
+    integer: np.ndarray  #: indices of the integer columns
+    offset: float
+    maximize: bool
+
+    @classmethod
+    def from_highs(cls, highs: highspy.Highs, integer: np.ndarray) -> MilpArrays:
+        """The model held by ``highs`` (its integrality given as ``integer`` column indices)."""
+        lp = highs.getLp()
+        matrix = lp.a_matrix_
+        parts = (np.asarray(matrix.value_, dtype=float), np.asarray(matrix.index_), np.asarray(matrix.start_))
+        shape = (lp.num_row_, lp.num_col_)
+        # HiGHS may hold the matrix row-wise after rows were added
+        rowwise = matrix.format_ == highspy.MatrixFormat.kRowwise
+        csc = (sp.csr_matrix(parts, shape=shape) if rowwise else sp.csc_matrix(parts, shape=shape)).tocsc()
+        return cls(
+            cost=np.asarray(lp.col_cost_, dtype=float),
+            col_lower=np.asarray(lp.col_lower_, dtype=float),
+            col_upper=np.asarray(lp.col_upper_, dtype=float),
+            row_lower=np.asarray(lp.row_lower_, dtype=float),
+            row_upper=np.asarray(lp.row_upper_, dtype=float),
+            start=csc.indptr.astype(np.int32),
+            index=csc.indices.astype(np.int32),
+            value=csc.data.astype(float),
+            integer=np.asarray(integer, dtype=np.int32),
+            offset=float(lp.offset_),
+            maximize=lp.sense_ == highspy.ObjSense.kMaximize,
+        )
+
+    def to_highs(self, highs: highspy.Highs) -> None:
+        """Pass this model to ``highs``."""
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.cost.size
+        lp.num_row_ = self.row_lower.size
+        lp.col_cost_ = self.cost
+        lp.col_lower_ = self.col_lower
+        lp.col_upper_ = self.col_upper
+        lp.row_lower_ = self.row_lower
+        lp.row_upper_ = self.row_upper
+        lp.offset_ = self.offset
+        lp.sense_ = highspy.ObjSense.kMaximize if self.maximize else highspy.ObjSense.kMinimize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = self.start
+        lp.a_matrix_.index_ = self.index
+        lp.a_matrix_.value_ = self.value
+        lp.a_matrix_.num_col_ = self.cost.size
+        lp.a_matrix_.num_row_ = self.row_lower.size
+        highs.passModel(lp)
+        if self.integer.size:
+            highs.changeColsIntegrality(self.integer.size, self.integer, np.full(self.integer.size, 1, dtype=np.uint8))
+
+
 def build(program: LinearProgram) -> highspy.Highs:
     """A silent Highs instance holding ``program``."""
     h = new_highs()
-    lp = highspy.HighsLp()
-    lp.num_col_ = program.num_cols
-    lp.num_row_ = program.num_rows
-    lp.col_cost_ = np.asarray(program.cost, dtype=float)
-    lp.col_lower_ = np.asarray(program.col_lower, dtype=float)
-    lp.col_upper_ = np.asarray(program.col_upper, dtype=float)
-    lp.row_lower_ = np.asarray(program.row_lower, dtype=float)
-    lp.row_upper_ = np.asarray(program.row_upper, dtype=float)
-    lp.offset_ = float(program.offset)
-    lp.sense_ = highspy.ObjSense.kMaximize if program.maximize else highspy.ObjSense.kMinimize
     csc = program.matrix.tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(float)
-    if program.is_mip:
-        assert program.integer is not None
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in program.integer
-        ]
-    h.passModel(lp)
+    integer = np.flatnonzero(program.integer) if program.is_mip and program.integer is not None else np.zeros(0)
+    MilpArrays(
+        cost=np.asarray(program.cost, dtype=float),
+        col_lower=np.asarray(program.col_lower, dtype=float),
+        col_upper=np.asarray(program.col_upper, dtype=float),
+        row_lower=np.asarray(program.row_lower, dtype=float),
+        row_upper=np.asarray(program.row_upper, dtype=float),
+        start=csc.indptr.astype(np.int32),
+        index=csc.indices.astype(np.int32),
+        value=csc.data.astype(float),
+        integer=integer.astype(np.int32),
+        offset=float(program.offset),
+        maximize=program.maximize,
+    ).to_highs(h)
     return h
 
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import highspy
 import numpy as np
-import scipy.sparse as sp
+
+from solver.backends.highs import MilpArrays, new_highs, set_time_limit
 
 #: seconds the parent waits beyond a run's time limit before it kills the child
 GRACE = 0.3
@@ -47,69 +48,6 @@ BOUND_STEP = 1e-7
 
 class WorkerFailed(RuntimeError):
     """The worker process could not start or died: the caller runs the MILP in-process instead."""
-
-
-@dataclass(frozen=True)
-class MilpArrays:
-    """A maximisation or minimisation MILP as plain arrays (what crosses the process boundary)."""
-
-    cost: np.ndarray
-    col_lower: np.ndarray
-    col_upper: np.ndarray
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    start: np.ndarray  #: column-wise (CSC) matrix
-    index: np.ndarray
-    value: np.ndarray
-    integer: np.ndarray  #: indices of the integer columns
-    offset: float
-    maximize: bool
-
-    @classmethod
-    def from_highs(cls, highs: highspy.Highs, integer: np.ndarray) -> MilpArrays:
-        """The model held by ``highs`` (its integrality given as ``integer`` column indices)."""
-        lp = highs.getLp()
-        matrix = lp.a_matrix_
-        parts = (np.asarray(matrix.value_, dtype=float), np.asarray(matrix.index_), np.asarray(matrix.start_))
-        shape = (lp.num_row_, lp.num_col_)
-        # HiGHS may hold the matrix row-wise after rows were added
-        rowwise = matrix.format_ == highspy.MatrixFormat.kRowwise
-        csc = (sp.csr_matrix(parts, shape=shape) if rowwise else sp.csc_matrix(parts, shape=shape)).tocsc()
-        return cls(
-            cost=np.asarray(lp.col_cost_, dtype=float),
-            col_lower=np.asarray(lp.col_lower_, dtype=float),
-            col_upper=np.asarray(lp.col_upper_, dtype=float),
-            row_lower=np.asarray(lp.row_lower_, dtype=float),
-            row_upper=np.asarray(lp.row_upper_, dtype=float),
-            start=csc.indptr.astype(np.int32),
-            index=csc.indices.astype(np.int32),
-            value=csc.data.astype(float),
-            integer=np.asarray(integer, dtype=np.int32),
-            offset=float(lp.offset_),
-            maximize=lp.sense_ == highspy.ObjSense.kMaximize,
-        )
-
-    def to_highs(self, highs: highspy.Highs) -> None:
-        """Pass this model to ``highs``."""
-        lp = highspy.HighsLp()
-        lp.num_col_ = self.cost.size
-        lp.num_row_ = self.row_lower.size
-        lp.col_cost_ = self.cost
-        lp.col_lower_ = self.col_lower
-        lp.col_upper_ = self.col_upper
-        lp.row_lower_ = self.row_lower
-        lp.row_upper_ = self.row_upper
-        lp.offset_ = self.offset
-        lp.sense_ = highspy.ObjSense.kMaximize if self.maximize else highspy.ObjSense.kMinimize
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = self.start
-        lp.a_matrix_.index_ = self.index
-        lp.a_matrix_.value_ = self.value
-        lp.a_matrix_.num_col_ = self.cost.size
-        lp.a_matrix_.num_row_ = self.row_lower.size
-        highs.passModel(lp)
-        if self.integer.size:
-            highs.changeColsIntegrality(self.integer.size, self.integer, np.full(self.integer.size, 1, dtype=np.uint8))
 
 
 @dataclass(frozen=True)
@@ -355,8 +293,6 @@ def _run(
     gap: float,
     options: dict[str, bool | int | float | str],
 ) -> tuple[Any, ...]:
-    from solver.backends.highs import new_highs, set_time_limit
-
     h = new_highs()
     for key, value in options.items():
         h.setOptionValue(key, value)

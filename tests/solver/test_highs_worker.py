@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from solver.backends.highs import new_highs
-from solver.backends.highs_worker import GRACE, MilpArrays, MilpWorker, shared_worker
+from solver.backends.highs import MilpArrays, new_highs
+from solver.backends.highs_worker import GRACE, MilpWorker, shared_worker
 from solver.mix.api import formulate
 from solver.mix.backends.oa import OAOptions, OuterApproximation
 from solver.mix.generator import InstanceSpec, paper_instance

@@ -35,8 +35,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends.highs import new_highs, set_time_limit
-from solver.backends.highs_worker import GRACE, MilpArrays, MilpRun, MilpWorker, WorkerFailed, shared_worker
+from solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from solver.common import ProgressCallback, Status, relative_gap
 from solver.mix.backends.base import BackendOutcome, Clock, report
 from solver.mix.formulation import ConicModel
@@ -384,7 +384,6 @@ class OuterApproximation:
         left = clock.remaining()
         # no reserve needed: the child is killed GRACE seconds after its limit; keep 0.1 s to wrap up
         seconds = max(0.0, left - GRACE - 0.1) if math.isfinite(left) else None
-        ends = math.inf if seconds is None else time.perf_counter() + seconds
         round_clock = Clock(seconds)
 
         def on_plan(values: np.ndarray, latest: bool) -> None:
@@ -392,7 +391,7 @@ class OuterApproximation:
             change = self.model.decode(values, self.problem)
             self._offer(change)
             # the polish runs here while the child searches on; of a burst of plans only the latest is polished
-            if latest and time.perf_counter() < ends:
+            if latest and round_clock.remaining() > 0:
                 polished = self._polish(change, round_clock)
                 if polished is not None:
                     self._offer(polished)
