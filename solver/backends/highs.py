@@ -12,6 +12,7 @@ from functools import cache
 import highspy
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from solver.common import Status
 from solver.linear import LinearProgram, LinearSolution
@@ -77,26 +78,53 @@ class MilpArrays:
     maximize: bool
 
     @classmethod
-    def from_highs(cls, highs: highspy.Highs, integer: np.ndarray) -> MilpArrays:
-        """The model held by ``highs`` (its integrality given as ``integer`` column indices)."""
-        lp = highs.getLp()
-        matrix = lp.a_matrix_
-        parts = (np.asarray(matrix.value_, dtype=float), np.asarray(matrix.index_), np.asarray(matrix.start_))
-        shape = (lp.num_row_, lp.num_col_)
-        # HiGHS may hold the matrix row-wise after rows were added
-        rowwise = matrix.format_ == highspy.MatrixFormat.kRowwise
-        csc = (sp.csr_matrix(parts, shape=shape) if rowwise else sp.csc_matrix(parts, shape=shape)).tocsc()
+    def from_matrix(
+        cls,
+        matrix: sp.spmatrix,
+        *,
+        cost: ArrayLike,
+        col_lower: ArrayLike,
+        col_upper: ArrayLike,
+        row_lower: ArrayLike,
+        row_upper: ArrayLike,
+        integer: ArrayLike,
+        offset: float,
+        maximize: bool,
+    ) -> MilpArrays:
+        """A model from a scipy constraint matrix and its bounds (``integer``: integer column indices)."""
+        csc = sp.csc_matrix(matrix)
         return cls(
-            cost=np.asarray(lp.col_cost_, dtype=float),
-            col_lower=np.asarray(lp.col_lower_, dtype=float),
-            col_upper=np.asarray(lp.col_upper_, dtype=float),
-            row_lower=np.asarray(lp.row_lower_, dtype=float),
-            row_upper=np.asarray(lp.row_upper_, dtype=float),
+            cost=np.asarray(cost, dtype=float),
+            col_lower=np.asarray(col_lower, dtype=float),
+            col_upper=np.asarray(col_upper, dtype=float),
+            row_lower=np.asarray(row_lower, dtype=float),
+            row_upper=np.asarray(row_upper, dtype=float),
             start=csc.indptr.astype(np.int32),
             index=csc.indices.astype(np.int32),
             value=csc.data.astype(float),
             integer=np.asarray(integer, dtype=np.int32),
-            offset=float(lp.offset_),
+            offset=float(offset),
+            maximize=maximize,
+        )
+
+    @classmethod
+    def from_highs(cls, highs: highspy.Highs, integer: np.ndarray) -> MilpArrays:
+        """The model held by ``highs`` (its integrality given as ``integer`` column indices)."""
+        lp = highs.getLp()
+        a = lp.a_matrix_
+        parts = (np.asarray(a.value_, dtype=float), np.asarray(a.index_), np.asarray(a.start_))
+        shape = (lp.num_row_, lp.num_col_)
+        # HiGHS may hold the matrix row-wise after rows were added
+        rowwise = a.format_ == highspy.MatrixFormat.kRowwise
+        return cls.from_matrix(
+            sp.csr_matrix(parts, shape=shape) if rowwise else sp.csc_matrix(parts, shape=shape),
+            cost=lp.col_cost_,
+            col_lower=lp.col_lower_,
+            col_upper=lp.col_upper_,
+            row_lower=lp.row_lower_,
+            row_upper=lp.row_upper_,
+            integer=integer,
+            offset=lp.offset_,
             maximize=lp.sense_ == highspy.ObjSense.kMaximize,
         )
 
@@ -126,19 +154,16 @@ class MilpArrays:
 def build(program: LinearProgram) -> highspy.Highs:
     """A silent Highs instance holding ``program``."""
     h = new_highs()
-    csc = program.matrix.tocsc()
     integer = np.flatnonzero(program.integer) if program.is_mip and program.integer is not None else np.zeros(0)
-    MilpArrays(
-        cost=np.asarray(program.cost, dtype=float),
-        col_lower=np.asarray(program.col_lower, dtype=float),
-        col_upper=np.asarray(program.col_upper, dtype=float),
-        row_lower=np.asarray(program.row_lower, dtype=float),
-        row_upper=np.asarray(program.row_upper, dtype=float),
-        start=csc.indptr.astype(np.int32),
-        index=csc.indices.astype(np.int32),
-        value=csc.data.astype(float),
-        integer=integer.astype(np.int32),
-        offset=float(program.offset),
+    MilpArrays.from_matrix(
+        program.matrix,
+        cost=program.cost,
+        col_lower=program.col_lower,
+        col_upper=program.col_upper,
+        row_lower=program.row_lower,
+        row_upper=program.row_upper,
+        integer=integer,
+        offset=program.offset,
         maximize=program.maximize,
     ).to_highs(h)
     return h

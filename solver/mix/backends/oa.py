@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
-import scipy.sparse as sp
 
 from solver.backends.highs import MilpArrays, new_highs, set_time_limit
 from solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
@@ -140,17 +139,14 @@ class OuterApproximation:
     # -- model -----------------------------------------------------------------------------------------
     def _pass_model(self) -> None:
         m = self.model
-        csc = sp.csc_matrix(m.matrix)
-        arrays = MilpArrays(
+        arrays = MilpArrays.from_matrix(
+            m.matrix,
             cost=m.cost,
             col_lower=m.lower,
             col_upper=m.upper,
             row_lower=np.where(np.isfinite(m.row_lower), m.row_lower, -INF),
             row_upper=np.where(np.isfinite(m.row_upper), m.row_upper, INF),
-            start=csc.indptr.astype(np.int32),
-            index=csc.indices.astype(np.int32),
-            value=csc.data.astype(float),
-            integer=np.zeros(0, dtype=np.int32),  # the MILP's integrality is switched on after the root
+            integer=np.zeros(0),  # the MILP's integrality is switched on after the root
             offset=m.offset,
             maximize=True,
         )
