@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import scipy.sparse as sp
 
 from solver.backends.highs import MilpArrays, new_highs
 from solver.backends.highs_worker import GRACE, MilpWorker, shared_worker
+from solver.common import Progress
 from solver.mix.api import formulate
 from solver.mix.backends.oa import OAOptions, OuterApproximation
 from solver.mix.generator import InstanceSpec, paper_instance
@@ -171,10 +173,8 @@ def test_oa_gives_the_same_answer_with_its_milp_in_the_worker(monkeypatch: pytes
     assert isolated.bound - problem.revenue(isolated.change) <= 1e-4 * abs(isolated.bound)  # proven, like in-process
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="freezing the child needs SIGSTOP")
-def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The retailer case's failure mode: the MILP stops answering (HiGHS in a root cut round)."""
-    problem = paper_instance(InstanceSpec(60, "strong", 0.2, 0.2, seed=1))  # the root does not close the gap
+def _freeze_worker_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freeze the child (SIGSTOP) just after it receives each model, as HiGHS in a long root cut round."""
     original = MilpWorker.run
 
     def hanging(self: MilpWorker, *args: object, **kwargs: object) -> object:
@@ -183,6 +183,13 @@ def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pyt
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(MilpWorker, "run", hanging)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="freezing the child needs SIGSTOP")
+def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retailer case's failure mode: the MILP stops answering (HiGHS in a root cut round)."""
+    problem = paper_instance(InstanceSpec(60, "strong", 0.2, 0.2, seed=1))  # the root does not close the gap
+    _freeze_worker_runs(monkeypatch)
     oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate_min_vars=0))
     began = time.perf_counter()
     outcome = oa.solve(time_limit=3.0, gap=1e-6)
@@ -191,3 +198,29 @@ def test_oa_returns_its_best_plan_on_time_when_the_worker_hangs(monkeypatch: pyt
     assert outcome.message == "time limit" and outcome.iterations == 1
     assert outcome.change is not None  # the root's plan
     assert outcome.bound is not None and outcome.bound >= problem.revenue(outcome.change)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="freezing the child needs SIGSTOP")
+def test_oa_reports_progress_through_a_silent_milp_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root's LP rounds and a MILP round that finds nothing still reach the progress bar, with valid
+    bounds that only tighten and a best plan that only improves."""
+    problem = paper_instance(InstanceSpec(60, "strong", 0.2, 0.2, seed=1))
+    _freeze_worker_runs(monkeypatch)
+    reports: list[Progress] = []
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate_min_vars=0))
+    outcome = oa.solve(time_limit=3.0, gap=1e-6, progress=reports.append)
+    assert outcome.change is not None and outcome.bound is not None
+    final = problem.revenue(outcome.change)
+    root = [r for r in reports if r.message.startswith("oa root round")]
+    assert root and all(r.bound is not None for r in root)
+    milp = [r for r in reports if r.message.startswith("oa MILP round")]
+    assert len(milp) >= 3  # about every PROGRESS_EVERY = 0.5 s of the frozen round (about 2.5 s)
+    times = [r.seconds for r in reports]
+    assert max(np.diff(times)) <= 1.0  # never silent for long
+    bounds = [r.bound for r in reports if r.bound is not None]
+    assert all(b1 <= b0 + 1e-9 for b0, b1 in itertools.pairwise(bounds))
+    assert min(bounds) >= final - 1e-9 * abs(final) and bounds[-1] == pytest.approx(outcome.bound)
+    objectives = [r.objective for r in reports if r.objective is not None]
+    assert objectives and all(o1 >= o0 for o0, o1 in itertools.pairwise(objectives))
+    assert objectives[-1] == pytest.approx(final)
+    assert all(r.fraction is not None and 0.0 <= r.fraction <= 1.0 for r in reports)

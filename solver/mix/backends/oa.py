@@ -43,6 +43,13 @@ from solver.mix.model import MixProblem, check_plan, regions
 from solver.mix.qp import linear_rows, solve_box_qp
 
 INF = highspy.kHighsInf
+#: seconds between two progress reports of a MILP round's dual bound
+PROGRESS_EVERY = 0.5
+#: seconds a worker round keeps back to wrap up after the child's limit and grace
+WRAP_UP = 0.1
+#: a worker round is only started with at least this many seconds of search left: a shorter one only
+#: returns the start point (it made the retailer case's 10 s solves return after 10.5 s)
+MIN_WORKER_SEARCH = 0.3
 #: HiGHS statuses after which the MILP's dual bound is valid
 USABLE_STATUSES = (
     highspy.HighsModelStatus.kOptimal,
@@ -128,6 +135,12 @@ class OuterApproximation:
         self._round_clock: Clock | None = None
         self._round_gap: float | None = None
         self._round_points: list[np.ndarray] = []
+        # progress of the running solve: reported after every root LP round, every plan and (at most every
+        # PROGRESS_EVERY seconds) every MILP dual bound, so a long root or MILP round is not silent
+        self._progress: ProgressCallback | None = None
+        self._clock = Clock(None)
+        self._upper = math.inf  #: the solve's proven bound so far
+        self._last_report = -math.inf
         # the LP twin is re-solved warm after every cut round: HiGHS's presolve only costs time there, and
         # devex pricing is 15-30% faster than the default dual steepest edge on these LPs
         self.lp.setOptionValue("presolve", "off")
@@ -289,11 +302,25 @@ class OuterApproximation:
         )
 
     # -- the loop --------------------------------------------------------------------------------------
+    def _report(self, message: str, bound: float = math.inf, every: float = 0.0) -> None:
+        """Report progress: the incumbent and the smaller of the solve's bound and ``bound`` (a valid bound
+        of the current round); skipped when the last report is less than ``every`` seconds old."""
+        now = time.perf_counter()
+        if self._progress is None or now - self._last_report < every:
+            return
+        self._last_report = now
+        if bound < self.incumbent_value:  # a round's bound within its tolerances below our plan: not a bound
+            bound = math.inf
+        upper = min(self._upper, bound)
+        report(self._progress, self._clock, self._incumbent_or_none(), upper if math.isfinite(upper) else None, message)
+
     def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
         if time.perf_counter() >= self._deadline:
             event.interrupt()
         elif self._round_gap is not None and event.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt:
-            closed = relative_gap(self._incumbent_or_none(), float(event.data_out.mip_dual_bound))
+            bound = float(event.data_out.mip_dual_bound)
+            self._report("oa MILP round", bound, every=PROGRESS_EVERY)
+            closed = relative_gap(self._incumbent_or_none(), bound)
             if closed is not None and closed <= self._round_gap:
                 event.interrupt()
 
@@ -309,6 +336,7 @@ class OuterApproximation:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
                 self._offer(polished)
+        self._report("oa MILP round: new plan", float(event.data_out.mip_dual_bound))
 
     def _run(
         self, highs: highspy.Highs, clock: Clock, gap: float | None, reserve: float = 0.0
@@ -378,8 +406,8 @@ class OuterApproximation:
         self, worker: MilpWorker, clock: Clock, gap: float, integer: np.ndarray, start: np.ndarray | None
     ) -> MilpRun:
         left = clock.remaining()
-        # no reserve needed: the child is killed GRACE seconds after its limit; keep 0.1 s to wrap up
-        seconds = max(0.0, left - GRACE - 0.1) if math.isfinite(left) else None
+        # no reserve needed: the child is killed GRACE seconds after its limit
+        seconds = max(0.0, left - GRACE - WRAP_UP) if math.isfinite(left) else None
         round_clock = Clock(seconds)
 
         def on_plan(values: np.ndarray, latest: bool) -> None:
@@ -391,8 +419,10 @@ class OuterApproximation:
                 polished = self._polish(change, round_clock)
                 if polished is not None:
                     self._offer(polished)
+            self._report("oa MILP round: new plan")
 
         def stop(bound: float) -> bool:
+            self._report("oa MILP round", bound, every=PROGRESS_EVERY)
             closed = relative_gap(self._incumbent_or_none(), bound)
             return closed is not None and closed <= gap
 
@@ -425,6 +455,7 @@ class OuterApproximation:
             bound = self.lp.getInfo().objective_function_value
             if record:
                 self.root_bound = bound
+                self._report(f"oa root round {r + 1}: {self.pool.count} cuts", bound)
             hit, points = self._violated(values, 1e-7)
             settled = hit.size == 0 or previous - bound <= self.options.lp_tolerance * max(1.0, abs(bound))
             if heuristic and stop_gap is not None and (settled or r - last_heuristic >= 3):
@@ -512,7 +543,8 @@ class OuterApproximation:
         gap:
             Relative gap at which to stop.
         progress:
-            Called after every round.
+            Receives the incumbent and the proven bound after every root LP round, every new plan and every
+            MILP round, and during a MILP round at least every ``PROGRESS_EVERY`` seconds of HiGHS's search.
         warm_start:
             A feasible change vector to start from.
 
@@ -521,6 +553,13 @@ class OuterApproximation:
         BackendOutcome
         """
         clock = Clock(time_limit)
+        self._progress, self._clock, self._upper, self._last_report = progress, clock, math.inf, -math.inf
+        try:
+            return self._solve(clock, gap, warm_start)
+        finally:
+            self._progress = None
+
+    def _solve(self, clock: Clock, gap: float, warm_start: np.ndarray | None) -> BackendOutcome:
         options = self.options
         if warm_start is not None:
             self._offer(np.asarray(warm_start, dtype=float))
@@ -542,20 +581,21 @@ class OuterApproximation:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
-                upper = min(upper, float(self.root_bound))
+                upper = self._upper = min(upper, float(self.root_bound))
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
                 closed = relative_gap(self._incumbent_or_none(), upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
+                self._report("oa root: rounded the relaxation")
             if integer.size:
                 self.highs.changeColsIntegrality(
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
         elif self.root_bound is not None:  # a second solve of the same model: the root bound still holds
-            upper = min(upper, float(self.root_bound))
+            upper = self._upper = min(upper, float(self.root_bound))
         rounds = 0
         cut_tol = options.cut_violation
         message = ""
@@ -573,7 +613,7 @@ class OuterApproximation:
         while rounds < options.max_rounds:
             rounds += 1
             pool_before = self.pool.count
-            if clock.remaining() <= 0:
+            if clock.remaining() <= (GRACE + WRAP_UP + MIN_WORKER_SEARCH if isolate else 0.0):
                 message = "time limit"
                 break
             self._round_points = []
@@ -588,7 +628,7 @@ class OuterApproximation:
             floor = self.incumbent_value if self.incumbent is not None else -math.inf
             round_bound = run.dual_bound
             if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
-                upper = min(upper, round_bound)  # a bound below a known plan's revenue would be false
+                upper = self._upper = min(upper, round_bound)  # a bound below a known plan's revenue is false
             if run.killed:  # the round had all the time left: stop (an in-process round would overrun)
                 message = "time limit"
                 break
@@ -603,13 +643,7 @@ class OuterApproximation:
             if self.incumbent is not None:
                 self._cuts_at_plan(self.incumbent)
             current = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
-            report(
-                progress,
-                clock,
-                self.incumbent_value if self.incumbent is not None else None,
-                upper if math.isfinite(upper) else None,
-                f"oa round {rounds}: {self.pool.count} cuts",
-            )
+            self._report(f"oa round {rounds}: {self.pool.count} cuts")
             if current is not None and current <= gap:
                 message = "gap closed"
                 break
@@ -658,6 +692,7 @@ def solve(
     warm_start: np.ndarray | None,
 ) -> BackendOutcome:
     """Solve ``problem`` (formulated as ``model``) by outer approximation; see the module docstring."""
-    return OuterApproximation(problem, model).solve(
-        time_limit=time_limit, gap=gap, progress=progress, warm_start=warm_start
-    )
+    began = time.perf_counter()
+    oa = OuterApproximation(problem, model)  # its initial cuts count against the time limit
+    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
+    return oa.solve(time_limit=left, gap=gap, progress=progress, warm_start=warm_start)
