@@ -80,7 +80,8 @@ def solve(
             warm_start = None
     try:
         backend = load_backend(name)
-        outcome = backend(problem, model, time_limit=time_limit, gap=gap, progress=progress, warm_start=warm_start)
+        left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+        outcome = backend(problem, model, time_limit=left, gap=gap, progress=progress, warm_start=warm_start)
     except BackendUnavailable as error:
         outcome = BackendOutcome(Status.ERROR, message=str(error))
     return finish(problem, outcome, formulation, name, gap, time.perf_counter() - start)
