@@ -31,6 +31,23 @@ def test_oa_and_scip_agree_on_a_medium_instance(medium: object) -> None:
     assert scip.objective <= oa.bound + 1e-6 * abs(oa.bound)
 
 
+def test_scip_runs_ipopt_without_metis(medium: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCIP's NLP heuristics crash the process through METIS (scipopt/scip#211): our SCIP uses AMD."""
+    pyscipopt = pytest.importorskip("pyscipopt")
+    seen: dict[str, object] = {}
+
+    class Recording(pyscipopt.Model):  # type: ignore[misc]
+        def setParam(self, name: str, value: object) -> None:
+            seen[name] = value
+            super().setParam(name, value)
+
+    monkeypatch.setattr(pyscipopt, "Model", Recording)
+    result = solve(medium, solver="scip", time_limit=30)  # type: ignore[arg-type]
+    assert result.status == Status.OPTIMAL
+    with open(str(seen["nlpi/ipopt/optfile"])) as options:
+        assert options.read().split() == ["mumps_pivot_order", "0"]
+
+
 def test_miqp_formulation_reaches_the_same_optimum(medium: object) -> None:
     misocp = solve(medium, formulation="misocp", gap=1e-6)  # type: ignore[arg-type]
     miqp = solve(medium, formulation="miqp", gap=1e-6, time_limit=60)  # type: ignore[arg-type]

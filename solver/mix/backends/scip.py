@@ -6,7 +6,12 @@ Cones become SCIP nonlinear constraints ``t z >= y^2`` (SCIP detects the rotated
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -14,6 +19,26 @@ from solver.common import Progress, ProgressCallback, Status
 from solver.mix.backends.base import BackendOutcome, BackendUnavailable
 from solver.mix.formulation import ConicModel
 from solver.mix.model import MixProblem, check_plan
+
+#: Ipopt options for SCIP's NLP heuristics: MUMPS orders with AMD instead of METIS, whose overflow crashes
+#: the whole process with "free(): invalid size" (scipopt/scip#211; here the retailer case, twice, after
+#: 30 to 300 s of SCIP)
+IPOPT_OPTIONS = "mumps_pivot_order 0\n"
+
+
+@functools.cache
+def ipopt_options_file() -> str:
+    """A file with :data:`IPOPT_OPTIONS` for SCIP's ``nlpi/ipopt/optfile``, written once per process."""
+    handle, path = tempfile.mkstemp(prefix="dmplan-ipopt-", suffix=".opt")
+    with os.fdopen(handle, "w") as file:
+        file.write(IPOPT_OPTIONS)
+    atexit.register(_remove_quietly, path)
+    return path
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def check_available() -> None:
@@ -54,6 +79,7 @@ def solve(
 
     scip = pyscipopt.Model()
     scip.hideOutput()
+    scip.setParam("nlpi/ipopt/optfile", ipopt_options_file())
     scip.setParam("limits/gap", gap)
     if time_limit is not None:
         scip.setParam("limits/time", max(0.1, time_limit))
