@@ -573,7 +573,6 @@ class OuterApproximation:
             except WorkerFailed:
                 isolate = False
         nodes = 0
-        upper = math.inf
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             status = self._lp_rounds(clock, stop_gap=gap)
@@ -581,11 +580,11 @@ class OuterApproximation:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
-                upper = self._upper = min(upper, float(self.root_bound))
+                self._upper = min(self._upper, float(self.root_bound))
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
-                closed = relative_gap(self._incumbent_or_none(), upper)
+                closed = relative_gap(self._incumbent_or_none(), self._upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
                 self._report("oa root: rounded the relaxation")
@@ -595,21 +594,21 @@ class OuterApproximation:
                 )
             self._integral = True
         elif self.root_bound is not None:  # a second solve of the same model: the root bound still holds
-            upper = self._upper = min(upper, float(self.root_bound))
+            self._upper = min(self._upper, float(self.root_bound))
         rounds = 0
         cut_tol = options.cut_violation
         message = ""
-        initial_gap = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
+        initial_gap = relative_gap(self.incumbent_value if self.incumbent is not None else None, self._upper)
         if initial_gap is not None and initial_gap <= gap:
             return BackendOutcome(
                 Status.FEASIBLE,
                 change=self.incumbent,
-                bound=upper,
+                bound=self._upper,
                 message="gap closed at the root",
                 root_bound=self.root_bound,
             )
         stalled = 0
-        previous_upper = upper
+        previous_upper = self._upper
         while rounds < options.max_rounds:
             rounds += 1
             pool_before = self.pool.count
@@ -628,7 +627,7 @@ class OuterApproximation:
             floor = self.incumbent_value if self.incumbent is not None else -math.inf
             round_bound = run.dual_bound
             if math.isfinite(round_bound) and round_bound >= floor - 1e-9 * max(1.0, abs(floor)):
-                upper = self._upper = min(upper, round_bound)  # a bound below a known plan's revenue is false
+                self._upper = min(self._upper, round_bound)  # a bound below a known plan's revenue is false
             if run.killed:  # the round had all the time left: stop (an in-process round would overrun)
                 message = "time limit"
                 break
@@ -642,7 +641,7 @@ class OuterApproximation:
                 self._add_cuts(*self._violated(found, cut_tol))
             if self.incumbent is not None:
                 self._cuts_at_plan(self.incumbent)
-            current = relative_gap(self.incumbent_value if self.incumbent is not None else None, upper)
+            current = relative_gap(self.incumbent_value if self.incumbent is not None else None, self._upper)
             self._report(f"oa round {rounds}: {self.pool.count} cuts")
             if current is not None and current <= gap:
                 message = "gap closed"
@@ -651,7 +650,7 @@ class OuterApproximation:
                 message = "time limit"
                 break
             added = self.pool.count - pool_before  # cuts really added (a violated cut may already be known)
-            if added == 0 and upper >= previous_upper:
+            if added == 0 and self._upper >= previous_upper:
                 # nothing changed: the remaining gap is below the MILP's tolerances (or the MILP ran out of time)
                 stalled += 1
                 cut_tol *= 0.1
@@ -660,11 +659,11 @@ class OuterApproximation:
                     break
             else:
                 stalled = 0
-            previous_upper = upper
+            previous_upper = self._upper
         if self.incumbent is None:
             return BackendOutcome(
                 Status.TIME_LIMIT,
-                bound=upper if math.isfinite(upper) else None,
+                bound=self._upper if math.isfinite(self._upper) else None,
                 iterations=rounds,
                 nodes=nodes,
                 message=message,
@@ -673,7 +672,7 @@ class OuterApproximation:
         return BackendOutcome(
             Status.FEASIBLE,
             change=self.incumbent,
-            bound=upper if math.isfinite(upper) else None,
+            bound=self._upper if math.isfinite(self._upper) else None,
             iterations=rounds,
             nodes=nodes,
             message=message,
