@@ -16,19 +16,18 @@ from queue import Empty
 from typing import Any
 
 import numpy as np
+from dmplan.solver.backends.highs import solve as solve_highs
+from dmplan.solver.common import relative_gap
+from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, solve, solve_customers
+from dmplan.solver.coupon.checks import customer_minimums
+from dmplan.solver.coupon.customers import _classes, _program
 from rich.console import Console
 from rich.table import Table
-
-from solver.backends.highs import solve as solve_highs
-from solver.common import relative_gap
-from solver.coupon import CouponProblem, CustomerList, Mailing, solve, solve_customers
-from solver.coupon.checks import customer_minimums
-from solver.coupon.customers import _classes, _program
 
 
 def book_problem(budget: float = 1_000_000) -> tuple[CouponProblem, CustomerList]:
     """The book's data (5,000 customers, 16 segments), coupon values 0 / 1,000 / 2,000, 10% minimum."""
-    from addin.templates import bundled_csv
+    from dmplan.addin.templates import bundled_csv
 
     segments = bundled_csv("coupon/visit_probability.csv")
     customers = bundled_csv("coupon/customers.csv")

@@ -23,14 +23,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from dmplan.solver.common import Status
+from dmplan.solver.mix import MixProblem, MixResult, available_solvers, solve
+from dmplan.solver.mix.generator import InstanceSpec, paper_instance, paper_specs, retailer_instance
+from dmplan.solver.mix.pareto import pareto_over_changes
+from dmplan.solver.mix.relaxation import root_bound
 from rich.console import Console
 from rich.table import Table
-
-from solver.common import Status
-from solver.mix import MixProblem, MixResult, available_solvers, solve
-from solver.mix.generator import InstanceSpec, paper_instance, paper_specs, retailer_instance
-from solver.mix.pareto import pareto_over_changes
-from solver.mix.relaxation import root_bound
 
 SOLVED_GAP = 1e-4
 
@@ -405,7 +404,7 @@ def _share(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m addin.bench_mix --quick``."""
+    """Stand-alone entry: ``python -m dmplan.addin.bench_mix --quick``."""
     parser = argparse.ArgumentParser(prog="dmplan bench mix", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

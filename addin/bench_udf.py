@@ -14,11 +14,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from dmplan.addin import udf
+from dmplan.addin.templates import COUPON_MAILINGS, bundled_csv
 from rich.console import Console
 from rich.table import Table
-
-from addin import udf
-from addin.templates import COUPON_MAILINGS, bundled_csv
 
 TARGET_MS = 50.0
 
@@ -39,7 +38,7 @@ def book_arguments() -> tuple[list[list[Any]], list[list[Any]]]:
 
 def activities_argument(n: int, seed: int = 0) -> tuple[list[list[Any]], float, float, float]:
     """A paper-style mix instance of ``n`` activities as an Activities range (budget_max, max_changes, budget_min)."""
-    from solver.mix.generator import InstanceSpec, paper_instance
+    from dmplan.solver.mix.generator import InstanceSpec, paper_instance
 
     p = paper_instance(InstanceSpec(n, "weak", 0.10, 0.5, seed))
     grid: list[list[Any]] = [["activity", "baseline", "min_spend", "max_spend", "min_change", "a", "b", "c"]]
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     try:
-        from addin import mix_io
+        from dmplan.addin import mix_io
     except ImportError:
         mix_io = None  # type: ignore[assignment]
     if mix_io is not None:

@@ -13,14 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dmplan.addin.run import ModelRun, NoModelError, RunOptions, solve_file
+from dmplan.solver.common import InputError, Progress, Status
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress as Bar
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
-
-from addin.run import ModelRun, NoModelError, RunOptions, solve_file
-from solver.common import InputError, Progress, Status
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 2, 3, 4
 console = Console(stderr=True)
@@ -108,7 +107,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_template(args: argparse.Namespace) -> int:
-    from addin.templates import write_template
+    from dmplan.addin.templates import write_template
 
     path = write_template(args.model, Path(args.output))
     console.print(f"wrote the {args.model} template to {path}")
@@ -116,7 +115,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from addin.templates import write_template
+    from dmplan.addin.templates import write_template
 
     path = Path(args.output)
     write_template("demo", path)
@@ -127,14 +126,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.model == "coupon":
-        from addin import bench_coupon
+        from dmplan.addin import bench_coupon
 
         return bench_coupon.run(args)
     if args.model == "udf":
-        from addin import bench_udf
+        from dmplan.addin import bench_udf
 
         return bench_udf.run(args)
-    from addin import bench_mix
+    from dmplan.addin import bench_mix
 
     return bench_mix.run(args)
 
@@ -166,14 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (print tables of times and gaps)")
     bench_sub = bench.add_subparsers(dest="model", required=True)
-    from addin import bench_coupon
+    from dmplan.addin import bench_coupon
 
     bench_coupon.add_arguments(bench_sub.add_parser("coupon", help="segment LP and customer lists"))
-    from addin import bench_udf
+    from dmplan.addin import bench_udf
 
     bench_udf.add_arguments(bench_sub.add_parser("udf", help="worksheet functions: time per call in-process"))
     try:
-        from addin import bench_mix
+        from dmplan.addin import bench_mix
     except ImportError:
         pass
     else:

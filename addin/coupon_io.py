@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from addin.run import ModelRun, RunOptions, TableSource
-from addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
-from addin.tables import Settings, Table, as_text, column_letter, normalize, require_table
-from solver.common import InputError, Status
-from solver.coupon import (
+from dmplan.addin.run import ModelRun, RunOptions, TableSource
+from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
+from dmplan.addin.tables import Settings, Table, as_text, column_letter, normalize, require_table
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.coupon import (
     BudgetPoint,
     CouponProblem,
     CouponResult,

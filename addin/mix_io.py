@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.worksheet.datavalidation import DataValidation
-
-from addin.run import ModelRun, RunOptions, TableSource
-from addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
-from addin.tables import (
+from dmplan.addin.run import ModelRun, RunOptions, TableSource
+from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
+from dmplan.addin.tables import (
     Settings,
     Table,
     as_number,
@@ -29,10 +25,13 @@ from addin.tables import (
     normalize,
     require_table,
 )
-from solver.common import InputError
-from solver.mix import MixProblem, MixResult, Rule, solve
-from solver.mix.backends import BACKENDS
-from solver.mix.pareto import ParetoPoint, pareto_over_changes
+from dmplan.solver.common import InputError
+from dmplan.solver.mix import MixProblem, MixResult, Rule, solve
+from dmplan.solver.mix.backends import BACKENDS
+from dmplan.solver.mix.pareto import ParetoPoint, pareto_over_changes
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.datavalidation import DataValidation
 
 PLAN, BUDGET, PARETO = "Mix Plan", "Mix Budget", "Mix Pareto"
 ACTIVITIES, RULES = "Activities", "Rules"
@@ -801,7 +800,7 @@ def example_rules(rows: list[list[Any]]) -> list[list[Any]]:
 
 
 def mix_settings() -> list[tuple[str, Any, str, DataValidation | None]]:
-    from addin.templates import list_rule, number_rule
+    from dmplan.addin.templates import list_rule, number_rule
 
     return [
         ("budget_min_ratio", 0.99, "Mix: total new spend at least this share of the total baseline.", number_rule(0)),
@@ -842,7 +841,7 @@ MIX_INSTRUCTIONS = [
 
 def add_mix_inputs(wb: Workbook, describe: bool = True) -> None:
     """Add the Activities and Rules tables and the mix settings to ``wb`` (whose Settings may exist)."""
-    from addin.templates import add_table
+    from dmplan.addin.templates import add_table
 
     rows = example_activities()
     ws = wb.create_sheet(ACTIVITIES)
@@ -877,7 +876,7 @@ def _extend_instructions(ws: Any) -> None:
 
 def _extend_settings(wb: Workbook, rows: list[tuple[str, Any, str, DataValidation | None]]) -> None:
     """Append the mix rows missing from the Settings table (and grow its Excel table ref)."""
-    from addin.templates import describe_setting, settings_table
+    from dmplan.addin.templates import describe_setting, settings_table
 
     if "Settings" not in wb.sheetnames:
         settings_table(wb, rows)
@@ -901,7 +900,7 @@ def _extend_settings(wb: Workbook, rows: list[tuple[str, Any, str, DataValidatio
 
 
 def template_workbook() -> Workbook:
-    from addin.templates import instructions
+    from dmplan.addin.templates import instructions
 
     wb = Workbook()
     instructions(wb.active, "DMPlan: marketing-mix adjustment", MIX_INSTRUCTIONS)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from addin.sheets import SheetSpec
-from addin.tables import Table
-from solver.common import ProgressCallback, Status
+from dmplan.addin.sheets import SheetSpec
+from dmplan.addin.tables import Table
+from dmplan.solver.common import ProgressCallback, Status
 
 
 class TableSource(Protocol):
@@ -53,11 +53,11 @@ class ModelAdapter(Protocol):
 
 
 def adapters() -> list[ModelAdapter]:
-    from addin import coupon_io
+    from dmplan.addin import coupon_io
 
     found: list[ModelAdapter] = [coupon_io.ADAPTER]
     try:
-        from addin import mix_io
+        from dmplan.addin import mix_io
     except ImportError:  # the mix model lands in its own issue
         return found
     return [*found, mix_io.ADAPTER]
@@ -95,8 +95,8 @@ def solve_file(path: Path, out: Path | None = None, options: RunOptions | None =
     The target is written through a temporary file and renamed, and only when every model
     solved without an input error, so a failed run leaves both files untouched.
     """
-    from addin import workbook
-    from addin.ooxml import form_buttons
+    from dmplan.addin import workbook
+    from dmplan.addin.ooxml import form_buttons
 
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values)

@@ -1,7 +1,7 @@
 """A neutral description of result sheets: blocks of cells, Excel tables and native charts.
 
 Models describe their result sheets with these types once; the openpyxl writer
-(:mod:`addin.workbook`) and the xlwings writer (:mod:`addin.xl`) render the same
+(:mod:`dmplan.addin.workbook`) and the xlwings writer (:mod:`dmplan.addin.xl`) render the same
 description, so the file path and the live-Excel path cannot drift apart.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from addin.tables import column_letter
+from dmplan.addin.tables import column_letter
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A :class:`Table` is a header row and data rows plus where they sit in the user's workbook,
 so every error can name the sheet, table, row and column. The openpyxl reader
-(:mod:`addin.workbook`), the xlwings reader (:mod:`addin.xl`) and the worksheet functions
+(:mod:`dmplan.addin.workbook`), the xlwings reader (:mod:`dmplan.addin.xl`) and the worksheet functions
 all build the same :class:`Table` and share the parsing below.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from solver.common import InputError
+from dmplan.solver.common import InputError
 
 
 def normalize(name: Any) -> str:

@@ -5,14 +5,14 @@ Excel hands a UDF through xlwings (2-D lists, ``None`` for empty cells, floats f
 with stray spaces) and return a 2-D list to spill, or a 1x1 ``#DMPLAN! ...`` text naming the argument,
 row and column of bad input. They never raise and never start a process.
 
-They reuse the file path's parsing: each range argument becomes an :class:`addin.tables.Table`
+They reuse the file path's parsing: each range argument becomes an :class:`dmplan.addin.tables.Table`
 (``Table.from_grid``) and the scalar arguments a synthesized ``Settings`` table, handed to the models'
-own readers (:func:`addin.coupon_io.read_input`, ``addin.mix_io.read_input``) through an in-memory
+own readers (:func:`dmplan.addin.coupon_io.read_input`, ``dmplan.addin.mix_io.read_input``) through an in-memory
 :class:`ArgumentSource`. Only the error locations differ: they name the formula argument and the row
 within its range (the header is row 1).
 
 The xlwings wrappers at the end (``DMPLAN``, ``DMPARETO``, ``MIXPLAN``) are imported by
-:mod:`addin.xl`, whose module the add-in registers as its UDF module.
+:mod:`dmplan.addin.xl`, whose module the add-in registers as its UDF module.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from addin.run import RunOptions
-from addin.tables import Table, as_number, is_blank, normalize
-from solver.common import InputError
+from dmplan.addin.run import RunOptions
+from dmplan.addin.tables import Table, as_number, is_blank, normalize
+from dmplan.solver.common import InputError
 
 PREFIX = "#DMPLAN!"
 SHEET = "(formula argument)"
@@ -81,7 +80,7 @@ def settings_arguments(values: Sequence[tuple[str, str, Any]]) -> SettingsArgume
 
 
 class ArgumentSource:
-    """:class:`addin.run.TableSource` over tables built from formula arguments."""
+    """:class:`dmplan.addin.run.TableSource` over tables built from formula arguments."""
 
     def __init__(self, tables: dict[str, Table]) -> None:
         self.tables = {normalize(k): v for k, v in tables.items()}
@@ -132,7 +131,7 @@ def _number(value: Any) -> float | None:
 
 # --------------------------------------------------------------------------- coupon
 def _coupon_input(segments: Any, mailings: Any, settings: Sequence[tuple[str, str, Any]], min_share: Any = None) -> Any:
-    from addin import coupon_io
+    from dmplan.addin import coupon_io
 
     seg = argument_table("Segments", "segments", segments)
     mail = argument_table("Mailings", "mailings", mailings)
@@ -155,7 +154,7 @@ def _coupon_input(segments: Any, mailings: Any, settings: Sequence[tuple[str, st
 
 
 def _override_min_share(args: SettingsArguments, mailings: Table) -> float | None:
-    from addin.tables import Settings
+    from dmplan.addin.tables import Settings
 
     settings = Settings(args)
     share = settings.number("min_share", minimum=0, maximum=1)
@@ -188,7 +187,7 @@ def dmplan_udf(segments: Any, mailings: Any, budget: Any, min_share: Any = None)
     Header row ``segment, <mailing ids>``; each row a segment's shares (adding up to 1).
     """
     try:
-        from solver.coupon import solve
+        from dmplan.solver.coupon import solve
 
         data = _coupon_input(segments, mailings, [("budget", "budget", budget)], min_share)
         result = solve(data.problem, solver="highs")
@@ -213,7 +212,7 @@ def dmpareto_udf(
     the smallest feasible budget, blank ``budget_to`` ends where more budget buys nothing more.
     """
     try:
-        from solver.coupon import budget_sweep
+        from dmplan.solver.coupon import budget_sweep
 
         budget = _number(budget_to)
         settings = [
@@ -237,7 +236,7 @@ def dmpareto_udf(
 def mix_input(activities: Any, budget_max: Any, max_changes: Any, rules: Any = None, budget_min: Any = None) -> Any:
     """The mix model's input read by its own reader from the formula arguments."""
     try:
-        from addin import mix_io
+        from dmplan.addin import mix_io
     except ImportError:
         raise InputError(
             "the marketing-mix model is not installed with this copy of DMPlan.", fix="Update DMPlan."
@@ -272,7 +271,7 @@ def mixplan_udf(activities: Any, budget_max: Any, max_changes: Any, rules: Any =
     ``status, <status>, gap, <gap>``.
     """
     try:
-        from solver.mix import solve
+        from dmplan.solver.mix import solve
 
         data = mix_input(activities, budget_max, max_changes, rules, budget_min)
         problem = data.problem

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from dmplan.addin.ooxml import restore_buttons
+from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
+from dmplan.addin.tables import Table, column_letter, normalize
+from dmplan.solver.common import InputError
 from openpyxl.chart import BarChart, LineChart, Reference, ScatterChart
 from openpyxl.chart import Series as ChartSeries
 from openpyxl.chart.shapes import GraphicalProperties
@@ -23,11 +27,6 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
-
-from addin.ooxml import restore_buttons
-from addin.sheets import Block, Chart, SheetSpec, cell_value
-from addin.tables import Table, column_letter, normalize
-from solver.common import InputError
 
 MACRO_SUFFIXES = (".xlsm", ".xlam", ".xltm")
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted (password-protected) or legacy .xls
@@ -250,7 +249,7 @@ def build_chart(ws: Worksheet, spec: Chart) -> Any:
 def save_atomically(workbook: Workbook, target: Path, buttons: dict[str, bytes] | None = None) -> None:
     """Save to a temporary file in the target's folder, then rename it over the target.
 
-    ``buttons`` (from :func:`addin.ooxml.form_buttons` of the source file) are put back on their
+    ``buttons`` (from :func:`dmplan.addin.ooxml.form_buttons` of the source file) are put back on their
     sheets before the rename: openpyxl drops form controls such as a macro workbook's run button.
     """
     target = target.resolve()

@@ -1,9 +1,9 @@
-"""The live-Excel side of DMPlan: a thin xlwings adapter over :mod:`addin.run`.
+"""The live-Excel side of DMPlan: a thin xlwings adapter over :mod:`dmplan.addin.run`.
 
 The ribbon button of ``dmplan.xlam`` (and the button of the standalone demo workbook) runs
 ``dmplan.main()`` -> :func:`main` here. It reads the caller workbook's tables through
-xlwings (:class:`XlwingsSource`), solves them with the same :func:`addin.run.solve_source`
-the command line uses, and renders the same :class:`addin.sheets.SheetSpec` result sheets
+xlwings (:class:`XlwingsSource`), solves them with the same :func:`dmplan.addin.run.solve_source`
+the command line uses, and renders the same :class:`dmplan.addin.sheets.SheetSpec` result sheets
 through the xlwings API (:func:`write_sheets`).
 
 Everything goes through the ordinary xlwings object model, so the same code runs on desktop
@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import xlwings as xw
-
-from addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
-from addin.sheets import Block, Chart, SheetSpec, cell_value
-from addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize
-from solver.common import InputError, Progress
+from dmplan.addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
+from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
+from dmplan.addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize
+from dmplan.solver.common import InputError, Progress
 
 TITLE = "DMPlan"
 CONFIG_SHEETS = ("myaddin.conf", "xlwings.conf")  #: checked in this order; ``myaddin`` is the add-in's VBA project
@@ -56,9 +55,9 @@ class XlwingsError(InputError):
 
 # --------------------------------------------------------------------------- reading
 class XlwingsSource:
-    """:class:`addin.run.TableSource` over a live workbook: Excel tables first, then sheets of that name.
+    """:class:`dmplan.addin.run.TableSource` over a live workbook: Excel tables first, then sheets of that name.
 
-    Mirrors :class:`addin.workbook.FileSource`: an Excel table (ListObject) called ``name``
+    Mirrors :class:`dmplan.addin.workbook.FileSource`: an Excel table (ListObject) called ``name``
     anywhere in the book, else a sheet called ``name`` with its header in row 1. Each table
     is read once per run.
     """
@@ -425,8 +424,8 @@ def is_remote(book: Any) -> bool:
 # --------------------------------------------------------------------------- templates
 def template_path(model: str) -> Path | None:
     """The template workbook for ``model`` ("coupon" or "mix"): the package data (wheel and checkout,
-    written by ``python -m addin.templates``), else the bundle's or the checkout's ``templates/``."""
-    from addin.templates import TEMPLATE_FILES
+    written by ``python -m dmplan.addin.templates``), else the bundle's or the checkout's ``templates/``."""
+    from dmplan.addin.templates import TEMPLATE_FILES
 
     name = TEMPLATE_FILES[model]
     here = Path(__file__).resolve().parent
@@ -541,6 +540,6 @@ def main(book: Any | None = None) -> None:
 # passes, wrapped with @xw.func there. They are imported here so that this module (the add-in's entry
 # module) is the one to register: UDF Modules = addin.xl (or dmplan) in the add-in's config, then
 # "Import Functions". They run in-process, no subprocess per call.
-from addin.udf import DMPARETO, DMPLAN, MIXPLAN  # noqa: E402
+from dmplan.addin.udf import DMPARETO, DMPLAN, MIXPLAN  # noqa: E402
 
 UDFS = (DMPLAN, DMPARETO, MIXPLAN)

@@ -45,7 +45,7 @@ import xlwings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from addin.ooxml import attach_vml, read_parts, rels_add, sheet_parts  # noqa: E402
+from dmplan.addin.ooxml import attach_vml, read_parts, rels_add, sheet_parts  # noqa: E402
 
 XLWINGS_DIR = Path(xlwings.__file__).resolve().parent
 RIBBON_TEMPLATE = XLWINGS_DIR / "quickstart_addin_ribbon.xlam"

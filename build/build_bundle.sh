@@ -22,5 +22,5 @@ size=$(du -sm "$bundle" | cut -f1)
 echo "bundle: $bundle (${size} MB, built in $((end - start)) s)"
 if [ "${1:-}" != "--no-smoke" ]; then
     # the interface xlwings' RunPython uses: the executable as interpreter with -c
-    "$exe" -B -c "import dmplan, addin.xl, highspy, openpyxl; print('frozen python ok')"
+    "$exe" -B -c "import dmplan, dmplan.addin.xl, highspy, openpyxl; print('frozen python ok')"
 fi

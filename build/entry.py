@@ -2,7 +2,7 @@
 
 Two ways in:
 
-* ``dmplan <command> ...``: the command line (``addin.cli.main``), e.g. ``dmplan demo``.
+* ``dmplan <command> ...``: the command line (``dmplan.addin.cli.main``), e.g. ``dmplan demo``.
 * ``dmplan [-B] [-u] [-W ignore] -c "<code>" [args]``: behaves like ``python -c``. This is how
   xlwings' RunPython starts its interpreter (``Interpreter_Win``/``Interpreter_Mac`` in the
   add-in's config), so the bundle's executable can stand in for Python: the ribbon button's
@@ -51,7 +51,7 @@ def main() -> None:
     if command is not None:
         run_python_command(*command)
         return
-    from addin.cli import main as cli_main
+    from dmplan.addin.cli import main as cli_main
 
     result = cli_main()
     sys.exit(result if isinstance(result, int) else 0)

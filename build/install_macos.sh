@@ -94,7 +94,7 @@ done
 # ---------------------------------------------------------------- the interpreter and the AppleScript
 APPLESCRIPT=""
 if [ -n "$PYTHON" ]; then
-    "$PYTHON" -c "import dmplan, addin.xl" || { echo "$PYTHON cannot import DMPlan: run '$PYTHON -m pip install dmplan' first." >&2; exit 1; }
+    "$PYTHON" -c "import dmplan, dmplan.addin.xl" || { echo "$PYTHON cannot import DMPlan: run '$PYTHON -m pip install dmplan' first." >&2; exit 1; }
     INTERPRETER="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
     APPLESCRIPT="$("$PYTHON" -c 'import pathlib, xlwings; print(next(pathlib.Path(xlwings.__file__).parent.glob("xlwings-*.applescript")))')"
 else
@@ -109,7 +109,7 @@ else
     xattr -dr com.apple.quarantine "$INSTALL_DIR" 2>/dev/null || true
     INTERPRETER="$INSTALL_DIR/dmplan"
     # The bundle's executable answers -c like python: check it before registering it.
-    "$INTERPRETER" -c "import dmplan, addin.xl" || { echo "$INTERPRETER does not start; is the bundle complete?" >&2; exit 1; }
+    "$INTERPRETER" -c "import dmplan, dmplan.addin.xl" || { echo "$INTERPRETER does not start; is the bundle complete?" >&2; exit 1; }
     APPLESCRIPT="$(ls "$INSTALL_DIR"/_internal/xlwings/xlwings-*.applescript 2>/dev/null | head -n 1 || true)"
 fi
 [ -n "$APPLESCRIPT" ] && [ -f "$APPLESCRIPT" ] || { echo "xlwings' AppleScript not found." >&2; exit 1; }

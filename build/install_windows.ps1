@@ -100,7 +100,7 @@ if (-not $Xlam) { throw "dmplan.xlam not found next to this script (run it from 
 # ---------------------------------------------------------------- the interpreter
 if ($Python) {
     if (-not (Test-Path -LiteralPath $Python)) { throw "Python not found: $Python" }
-    & $Python -c "import dmplan, addin.xl" 2>$null
+    & $Python -c "import dmplan, dmplan.addin.xl" 2>$null
     if ($LASTEXITCODE -ne 0) { throw "$Python cannot import DMPlan: run '$Python -m pip install dmplan' first." }
     $Interpreter = (Resolve-Path -LiteralPath $Python).Path
 } else {
@@ -116,7 +116,7 @@ if ($Python) {
     }
     $Interpreter = Join-Path $InstallDir "dmplan.exe"
     # The bundle's executable answers `-c` like python.exe: check that before registering it.
-    & $Interpreter -c "import dmplan, addin.xl"
+    & $Interpreter -c "import dmplan, dmplan.addin.xl"
     if ($LASTEXITCODE -ne 0) { throw "$Interpreter does not start; is the bundle complete?" }
 }
 

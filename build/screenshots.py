@@ -15,7 +15,8 @@ import openpyxl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from addin.cli import main  # noqa: E402
+from dmplan.addin.cli import main  # noqa: E402
+
 from tests.libreoffice import convert, pdf_to_png  # noqa: E402
 
 SHEETS = ("DM Plan", "DM Budget", "DM Pareto", "Mix Plan", "Mix Budget", "Mix Pareto")

@@ -2,7 +2,7 @@
 
 ``maximise or minimise c @ x`` subject to ``row_lower <= A @ x <= row_upper`` and
 ``col_lower <= x <= col_upper``, with some columns integer. Formulations build one;
-backends in :mod:`solver.backends` solve it.
+backends in :mod:`dmplan.solver.backends` solve it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-
-from solver.common import Status
+from dmplan.solver.common import Status
 
 INF = float("inf")
 

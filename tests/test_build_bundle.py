@@ -59,8 +59,8 @@ def test_frozen_executable_serves_as_the_highs_worker(exe: Path) -> None:
     """The MILP worker re-launches sys.executable with ``-c``: in the bundle that is dmplan itself."""
     code = """
 import sys, highspy, numpy as np
-from solver.backends.highs import MilpArrays, new_highs
-from solver.backends.highs_worker import shared_worker
+from dmplan.solver.backends.highs import MilpArrays, new_highs
+from dmplan.solver.backends.highs_worker import shared_worker
 h = new_highs()
 h.addVars(2, np.array([0.0, 0.0]), np.array([4.0, 4.0]))
 h.changeColsCost(2, np.array([0, 1], dtype=np.int32), np.array([-1.0, -2.0]))
@@ -79,7 +79,7 @@ print("worker", run.status, round(run.objective, 6), worker._process.args[0] == 
 def test_bundle_holds_the_addin_and_data(exe: Path) -> None:
     assert (BUNDLE / "dmplan.xlam").exists()
     assert (BUNDLE / "_internal" / "xlsm" / "dmplan.xlam").exists()
-    assert (BUNDLE / "_internal" / "addin" / "data" / "coupon" / "customers.csv").exists()
+    assert (BUNDLE / "_internal" / "dmplan" / "addin" / "data" / "coupon" / "customers.csv").exists()
     if any((ROOT / "templates").glob("*.xls*")):
         assert any((BUNDLE / "templates").glob("*.xls*"))
 
@@ -100,7 +100,7 @@ def test_frozen_executable_runs_like_python_for_xlwings(exe: Path, tmp_path: Pat
     code = (
         "import xlwings.utils;"
         f"xlwings.utils.prepare_sys_path('true;{book};{addin};;;;');"
-        "import sys, dmplan, dmplan_demo, addin.xl;"
+        "import sys, dmplan, dmplan_demo, dmplan.addin.xl;"
         "print('argv', sys.argv[1:]);"
         "print('frozen', getattr(sys, 'frozen', False), callable(dmplan.main), callable(dmplan_demo.main));"
         "print('demo module', dmplan_demo.__file__)"

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from addin import xl
+from dmplan.addin import xl
 
 ROOT = Path(__file__).resolve().parent.parent
 MAC = ROOT / "build" / "install_macos.sh"

@@ -35,16 +35,20 @@ def test_wheel_carries_templates_and_addin(tmp_path: Path) -> None:
     wheel = next(tmp_path.glob("dmplan-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in (
-        "addin/data/templates/dm_plan.xlsx",
-        "addin/data/templates/dm_plan.xlsm",
-        "addin/data/templates/dm_plan.py",
-        "addin/data/templates/mix_plan.xlsx",
-        "addin/data/templates/mix_plan.xlsm",
-        "addin/data/templates/mix_plan.py",
-        "addin/data/xlsm/dmplan.xlam",
-        "addin/data/xlsm/dmplan_demo.xlsm",
-        "addin/data/xlsm/dmplan_demo.py",
-        "addin/udf.py",
-        "dmplan.py",
+        "dmplan/addin/data/templates/dm_plan.xlsx",
+        "dmplan/addin/data/templates/dm_plan.xlsm",
+        "dmplan/addin/data/templates/dm_plan.py",
+        "dmplan/addin/data/templates/mix_plan.xlsx",
+        "dmplan/addin/data/templates/mix_plan.xlsm",
+        "dmplan/addin/data/templates/mix_plan.py",
+        "dmplan/addin/data/xlsm/dmplan.xlam",
+        "dmplan/addin/data/xlsm/dmplan_demo.xlsm",
+        "dmplan/addin/data/xlsm/dmplan_demo.py",
+        "dmplan/addin/udf.py",
+        "dmplan/solver/coupon/customers.py",
+        "dmplan/__init__.py",
     ):
         assert name in names, name
+    # no generic top-level packages in a user's site-packages
+    tops = {n.split("/")[0] for n in names if not n.startswith("dmplan-")}
+    assert tops == {"dmplan"}, tops

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dmplan.addin import cli, templates
 from openpyxl import load_workbook
-
-from addin import cli, templates
 
 Edit = Callable[[Any], None]
 
@@ -183,7 +182,7 @@ def test_bad_input_through_python_m_addin_cli(template: Path, tmp_path: Path) ->
     path = _edited(template, tmp_path, _cell("Activities", "F4", 1e9))
     before = path.read_bytes()
     done = subprocess.run(
-        [sys.executable, "-m", "addin.cli", "solve", str(path), "-q"],
+        [sys.executable, "-m", "dmplan.addin.cli", "solve", str(path), "-q"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
@@ -267,8 +266,8 @@ def test_demo_solves_both_models_and_the_mix_is_not_stuck_at_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: after the coupon model's HiGHS runs, the mix solve claimed the baseline optimal."""
-    from addin import mix_io, workbook
-    from solver.mix import solve
+    from dmplan.addin import mix_io, workbook
+    from dmplan.solver.mix import solve
 
     js = tmp_path / "demo.json"
     assert cli.main(["demo", "-o", str(tmp_path / "demo.xlsx"), "--summary-json", str(js), "-q"]) == 0

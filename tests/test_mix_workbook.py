@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dmplan.addin import mix_io, templates, workbook
+from dmplan.addin.run import ModelRun, solve_file
+from dmplan.solver.common import Status
+from dmplan.solver.mix import check_plan
 from openpyxl import load_workbook
 
-from addin import mix_io, templates, workbook
-from addin.run import ModelRun, solve_file
-from solver.common import Status
-from solver.mix import check_plan
 from tests import libreoffice
 
 N = len(mix_io.CHANNELS) * len(mix_io.REGIONS) * mix_io.WEEKS
@@ -81,7 +81,7 @@ def test_template_reads_to_the_expected_problem(tmp_path: Path) -> None:
 
 
 def test_demo_workbook_holds_both_models_with_one_settings_table(tmp_path: Path) -> None:
-    from addin import coupon_io
+    from dmplan.addin import coupon_io
 
     path = templates.write_template("demo", tmp_path / "demo.xlsx")
     wb = load_workbook(path)

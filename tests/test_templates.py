@@ -8,9 +8,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from dmplan.addin import templates
+from dmplan.addin.cli import main
 
-from addin import templates
-from addin.cli import main
 from tests import libreoffice
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ def test_every_template_is_there() -> None:
 
 
 def test_templates_do_not_drift_from_the_generator(tmp_path: Path) -> None:
-    """The committed files hold what the generator writes now (regenerate: python -m addin.templates)."""
+    """The committed files hold what the generator writes now (regenerate: python -m dmplan.addin.templates)."""
     for model, name in templates.TEMPLATE_FILES.items():
         fresh = openpyxl.load_workbook(templates.write_template(model, tmp_path / name))
         stored = openpyxl.load_workbook(TEMPLATES / name)
@@ -55,7 +55,7 @@ def test_package_data_copies_match_the_templates() -> None:
 
 
 def test_template_path_finds_the_package_data() -> None:
-    from addin import xl
+    from dmplan.addin import xl
 
     for model, name in templates.TEMPLATE_FILES.items():
         path = xl.template_path(model)

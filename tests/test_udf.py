@@ -12,11 +12,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-from addin import coupon_io, udf
-from addin.run import solve_source
-from addin.templates import COUPON_MAILINGS, bundled_csv, coupon_workbook
-from addin.workbook import FileSource
+from dmplan.addin import coupon_io, udf
+from dmplan.addin.run import solve_source
+from dmplan.addin.templates import COUPON_MAILINGS, bundled_csv, coupon_workbook
+from dmplan.addin.workbook import FileSource
 
 MAILING_HEADER = ["mailing", "label", "coupon_value", "cost_per_piece", "min_share"]
 
@@ -148,7 +147,7 @@ def test_dmpareto_spills_the_sweep() -> None:
             }
         )
     )
-    from solver.coupon import solve
+    from dmplan.solver.coupon import solve
 
     assert solve(data.problem).objective == pytest.approx(out[3][1], rel=1e-6)
 
@@ -169,7 +168,7 @@ def test_dmpareto_range_and_errors() -> None:
 
 # --------------------------------------------------------------------------- wrappers
 def test_xlwings_wrappers_have_the_excel_signatures() -> None:
-    from addin import xl
+    from dmplan.addin import xl
 
     assert list(inspect.signature(udf.DMPLAN).parameters) == ["segments", "mailings", "budget", "min_share"]
     assert list(inspect.signature(udf.DMPARETO).parameters) == [
@@ -203,7 +202,7 @@ def test_udfs_stay_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --------------------------------------------------------------------------- MIXPLAN
 def mix_arguments() -> tuple[list[list[Any]], list[list[Any]], float]:
-    mix_io = pytest.importorskip("addin.mix_io")
+    mix_io = pytest.importorskip("dmplan.addin.mix_io")
     rows = mix_io.example_activities()
     # Excel hands every number as a float and keeps stray spaces in text
     activities = [list(mix_io.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
@@ -214,7 +213,7 @@ def mix_arguments() -> tuple[list[list[Any]], list[list[Any]], float]:
 
 
 def test_mixplan_spills_the_plan_and_a_status_row() -> None:
-    from solver.mix import check_plan
+    from dmplan.solver.mix import check_plan
 
     activities, rules, total = mix_arguments()
     n = sum(1 for r in activities[1:] if r[0] is not None)

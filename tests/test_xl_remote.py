@@ -12,16 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dmplan.addin.run
 import openpyxl
 import pytest
 import xlwings as xw
+from dmplan.addin import workbook, xl
+from dmplan.addin.run import ModelRun, RunOptions
+from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
+from dmplan.solver.common import InputError, Status
 from openpyxl.worksheet.table import Table as OpenpyxlTable
-
-import addin.run
-from addin import workbook, xl
-from addin.run import ModelRun, RunOptions
-from addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
-from solver.common import InputError, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -358,7 +357,7 @@ class FakeAdapter:
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
     adapter = FakeAdapter()
-    monkeypatch.setattr(addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
     return adapter
 
 
@@ -385,7 +384,7 @@ def test_main_solves_and_writes_results(remote: None, fake_models: FakeAdapter) 
 
 def test_main_reports_input_errors_with_their_cell(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = FakeAdapter(error=InputError("'lots' is not a number."))
-    monkeypatch.setattr(addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -396,7 +395,7 @@ def test_main_reports_input_errors_with_their_cell(remote: None, monkeypatch: py
 
 def test_main_reports_a_model_without_plan(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = FakeAdapter(status=Status.INFEASIBLE)
-    monkeypatch.setattr(addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -407,7 +406,7 @@ def test_main_turns_unexpected_errors_into_a_message(remote: None, monkeypatch: 
     def broken() -> list[Any]:
         raise RuntimeError("solver crashed")
 
-    monkeypatch.setattr(addin.run, "adapters", broken)
+    monkeypatch.setattr(dmplan.addin.run, "adapters", broken)
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -420,18 +419,18 @@ def test_status_bar_is_optional_on_the_remote_engine(remote: None) -> None:
     status.show("DMPlan: solving")
     assert status.available is False
     status.clear()
-    from solver.common import Progress
+    from dmplan.solver.common import Progress
 
     assert "gap 1.00%" in xl.progress_text(Progress(seconds=3, objective=99.0, bound=100.0))
 
 
 # --------------------------------------------------------------------------- the real coupon model
 def test_main_solves_the_coupon_template_like_the_file_path(remote: None) -> None:
-    from addin import coupon_io
+    from dmplan.addin import coupon_io
 
     template = ROOT / "templates" / "dm_plan.xlsx"
     wb = workbook.load(template, data_only=True)
-    file_runs = addin.run.solve_source(workbook.FileSource(wb))
+    file_runs = dmplan.addin.run.solve_source(workbook.FileSource(wb))
     book = xw.Book(json=payload_from_workbook(wb))
     xl.main(book)
     assert alerts(book) == []

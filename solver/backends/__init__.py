@@ -1,8 +1,8 @@
-"""Small adapters that solve a :class:`solver.linear.LinearProgram` with one solver each."""
+"""Small adapters that solve a :class:`dmplan.solver.linear.LinearProgram` with one solver each."""
 
 from __future__ import annotations
 
-from solver.linear import LinearProgram, LinearSolution
+from dmplan.solver.linear import LinearProgram, LinearSolution
 
 
 def solve_linear(
@@ -15,11 +15,11 @@ def solve_linear(
 ) -> LinearSolution:
     """Solve ``program`` with ``backend`` (``highs`` or ``pulp``, i.e. PuLP's bundled CBC)."""
     if backend == "highs":
-        from solver.backends import highs
+        from dmplan.solver.backends import highs
 
         return highs.solve(program, time_limit=time_limit, gap=gap, warm_start=warm_start)
     if backend == "pulp":
-        from solver.backends import pulp_cbc
+        from dmplan.solver.backends import pulp_cbc
 
         return pulp_cbc.solve(program, time_limit=time_limit, gap=gap)
     raise ValueError(f"unknown linear backend {backend!r}; use 'highs' or 'pulp'")

@@ -12,10 +12,9 @@ from functools import cache
 import highspy
 import numpy as np
 import scipy.sparse as sp
+from dmplan.solver.common import Status
+from dmplan.solver.linear import LinearProgram, LinearSolution
 from numpy.typing import ArrayLike
-
-from solver.common import Status
-from solver.linear import LinearProgram, LinearSolution
 
 HighsOptions = Mapping[str, bool | int | float | str]
 

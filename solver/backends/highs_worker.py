@@ -33,8 +33,7 @@ from typing import Any
 
 import highspy
 import numpy as np
-
-from solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
 
 #: seconds the parent waits beyond a run's time limit before it kills the child
 GRACE = 0.3
@@ -87,7 +86,7 @@ class MilpWorker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         env[_ADDRESS] = repr(self._listener.address)
         env[_KEY] = key.hex()
-        code = "from solver.backends.highs_worker import serve; serve()"
+        code = "from dmplan.solver.backends.highs_worker import serve; serve()"
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", code],

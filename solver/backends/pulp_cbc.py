@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 import pulp
-
-from solver.common import Status
-from solver.linear import LinearProgram, LinearSolution
+from dmplan.solver.common import Status
+from dmplan.solver.linear import LinearProgram, LinearSolution
 
 
 def solve(program: LinearProgram, *, time_limit: float | None = None, gap: float = 1e-6) -> LinearSolution:

@@ -1,9 +1,9 @@
 """Direct-mail coupon plan: the segment LP, the customer-level binary plan and the budget sweep."""
 
-from solver.coupon.customers import solve_customers
-from solver.coupon.model import CouponProblem, CouponResult, CustomerList, CustomerResult, Mailing
-from solver.coupon.pareto import BudgetPoint, budget_sweep
-from solver.coupon.segment import solve
+from dmplan.solver.coupon.customers import solve_customers
+from dmplan.solver.coupon.model import CouponProblem, CouponResult, CustomerList, CustomerResult, Mailing
+from dmplan.solver.coupon.pareto import BudgetPoint, budget_sweep
+from dmplan.solver.coupon.segment import solve
 
 __all__ = [
     "BudgetPoint",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from solver.common import FeasibilityCheck, ViolationLog
-from solver.coupon.model import CouponProblem
+from dmplan.solver.common import FeasibilityCheck, ViolationLog
+from dmplan.solver.coupon.model import CouponProblem
 
 
 def check_shares(problem: CouponProblem, share: np.ndarray, tolerance: float = 1e-6) -> FeasibilityCheck:

@@ -31,13 +31,12 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import scipy.sparse as sp
-
-from solver.backends.highs import HighsOptions, new_highs, set_time_limit
-from solver.backends.highs import solve as solve_highs
-from solver.common import Certificate, Progress, ProgressCallback, Status
-from solver.coupon.checks import check_assignment, customer_minimums
-from solver.coupon.model import CouponProblem, CustomerList, CustomerResult
-from solver.linear import INF, LinearProgram
+from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit
+from dmplan.solver.backends.highs import solve as solve_highs
+from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status
+from dmplan.solver.coupon.checks import check_assignment, customer_minimums
+from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
+from dmplan.solver.linear import INF, LinearProgram
 
 DIRECT_LIMIT = 30_000  #: classes solved as one LP without sifting
 SAMPLE_SIZE = 10_000  #: classes in the sample LP that gives the first duals

@@ -1,4 +1,4 @@
-"""The segment-level LP of the coupon plan as a :class:`solver.linear.LinearProgram`.
+"""The segment-level LP of the coupon plan as a :class:`dmplan.solver.linear.LinearProgram`.
 
 Columns are x[s, d] in row-major order (column s * D + d). Rows: one per segment
 (sum_d x[s, d] = 1), then the budget row.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-
-from solver.coupon.model import CouponProblem
-from solver.linear import INF, LinearProgram
+from dmplan.solver.coupon.model import CouponProblem
+from dmplan.solver.linear import INF, LinearProgram
 
 
 def segment_lp(problem: CouponProblem) -> LinearProgram:

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from solver.common import Certificate, InputError
+from dmplan.solver.common import Certificate, InputError
 
 
 @dataclass(frozen=True)

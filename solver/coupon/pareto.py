@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from solver.coupon.model import CouponProblem
-from solver.coupon.segment import solve
+from dmplan.solver.coupon.model import CouponProblem
+from dmplan.solver.coupon.segment import solve
 
 
 @dataclass(frozen=True)

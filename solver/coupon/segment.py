@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from solver.backends import solve_linear
-from solver.common import Certificate, Status
-from solver.coupon.checks import check_shares
-from solver.coupon.formulation import BUDGET_ROW, segment_lp
-from solver.coupon.model import CouponProblem, CouponResult
+from dmplan.solver.backends import solve_linear
+from dmplan.solver.common import Certificate, Status
+from dmplan.solver.coupon.checks import check_shares
+from dmplan.solver.coupon.formulation import BUDGET_ROW, segment_lp
+from dmplan.solver.coupon.model import CouponProblem, CouponResult
 
 
 def solve(problem: CouponProblem, *, solver: str = "highs", time_limit: float | None = None) -> CouponResult:

@@ -3,9 +3,9 @@
 Pure Python: nothing here imports an Excel library.
 """
 
-from solver.mix.api import available_solvers, formulate, solve
-from solver.mix.model import MixProblem, MixResult, Regions, Rule, check_plan, regions
-from solver.mix.oracle import brute_force
+from dmplan.solver.mix.api import available_solvers, formulate, solve
+from dmplan.solver.mix.model import MixProblem, MixResult, Regions, Rule, check_plan, regions
+from dmplan.solver.mix.oracle import brute_force
 
 __all__ = [
     "MixProblem",

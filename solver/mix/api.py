@@ -7,14 +7,13 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from solver.common import Certificate, ProgressCallback, Status, relative_gap
-from solver.mix import miqp, misocp
-from solver.mix.backends import BACKENDS, available_backends, load_backend
-from solver.mix.backends.base import BackendOutcome, BackendUnavailable
-from solver.mix.diagnose import conflicting_rows
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem, MixResult, check_plan, snap
+from dmplan.solver.common import Certificate, ProgressCallback, Status, relative_gap
+from dmplan.solver.mix import miqp, misocp
+from dmplan.solver.mix.backends import BACKENDS, available_backends, load_backend
+from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from dmplan.solver.mix.diagnose import conflicting_rows
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, snap
 
 FORMULATIONS: dict[str, Callable[..., ConicModel]] = {"misocp": misocp.formulate, "miqp": miqp.formulate}
 DEFAULT_SOLVER = "oa"
@@ -57,7 +56,7 @@ def solve(
     gap:
         Relative gap ``(bound - objective) / max(1, |bound|)`` at which the solve stops.
     progress:
-        Receives :class:`solver.common.Progress` reports during the solve.
+        Receives :class:`dmplan.solver.common.Progress` reports during the solve.
     warm_start:
         A change vector to start from (used when feasible).
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from dmplan.solver.mix.model import MixProblem
+from dmplan.solver.mix.qp import LinearRows, linear_rows
 from scipy.optimize import linprog
-
-from solver.mix.model import MixProblem
-from solver.mix.qp import LinearRows, linear_rows
 
 
 def _feasible(rows: LinearRows, keep: list[int], lower: np.ndarray, upper: np.ndarray) -> bool:

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-
-from solver.mix.model import MixProblem, regions, snap
-from solver.mix.qp import linear_rows
+from dmplan.solver.mix.model import MixProblem, regions, snap
+from dmplan.solver.mix.qp import linear_rows
 
 INF = float("inf")
 

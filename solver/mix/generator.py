@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-from solver.mix.model import MixProblem, Rule
+from dmplan.solver.mix.model import MixProblem, Rule
 
 Correlation = Literal["uncorrelated", "weak", "strong"]
 CORRELATIONS: tuple[Correlation, ...] = ("uncorrelated", "weak", "strong")

@@ -8,8 +8,8 @@ concave revenue ``a y^2`` of each piece is kept as a plain quadratic (written as
 
 from __future__ import annotations
 
-from solver.mix.formulation import ConicModel, build
-from solver.mix.model import MixProblem
+from dmplan.solver.mix.formulation import ConicModel, build
+from dmplan.solver.mix.model import MixProblem
 
 
 def formulate(problem: MixProblem) -> ConicModel:

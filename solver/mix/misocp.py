@@ -9,8 +9,8 @@ is much tighter than the MIQP's.
 
 from __future__ import annotations
 
-from solver.mix.formulation import ConicModel, build
-from solver.mix.model import MixProblem
+from dmplan.solver.mix.formulation import ConicModel, build
+from dmplan.solver.mix.model import MixProblem
 
 
 def formulate(problem: MixProblem) -> ConicModel:

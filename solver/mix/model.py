@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-
-from solver.common import Certificate, FeasibilityCheck, InputError, Status, ViolationLog
+from dmplan.solver.common import Certificate, FeasibilityCheck, InputError, Status, ViolationLog
 
 TABLE = "Activities"
 RULES_TABLE = "Rules"

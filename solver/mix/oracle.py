@@ -12,10 +12,9 @@ import math
 import time
 
 import numpy as np
-
-from solver.common import Certificate, Status
-from solver.mix.model import MixProblem, MixResult, check_plan, regions, snap
-from solver.mix.qp import linear_rows, solve_box_qp
+from dmplan.solver.common import Certificate, Status
+from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions, snap
+from dmplan.solver.mix.qp import linear_rows, solve_box_qp
 
 MAX_ACTIVITIES = 8
 

@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from solver.common import Progress, ProgressCallback, Status
-from solver.mix.api import finish, solve
-from solver.mix.backends.base import BackendOutcome
-from solver.mix.model import MixProblem, MixResult
+from dmplan.solver.common import Progress, ProgressCallback, Status
+from dmplan.solver.mix.api import finish, solve
+from dmplan.solver.mix.backends.base import BackendOutcome
+from dmplan.solver.mix.model import MixProblem, MixResult
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import scipy.sparse as sp
-
-from solver.backends.highs import new_highs, set_time_limit
-from solver.mix.model import MixProblem
+from dmplan.solver.backends.highs import new_highs, set_time_limit
+from dmplan.solver.mix.model import MixProblem
 
 INF = float("inf")
 #: above this many free activities the QP goes to Clarabel's interior point (HiGHS's active set needs

@@ -7,9 +7,9 @@ each piece, so its bound is never weaker. Solved with cvxpy (CLARABEL when insta
 
 from __future__ import annotations
 
-from solver.mix.api import formulate
-from solver.mix.backends.cvx import build_problem
-from solver.mix.model import MixProblem
+from dmplan.solver.mix.api import formulate
+from dmplan.solver.mix.backends.cvx import build_problem
+from dmplan.solver.mix.model import MixProblem
 
 
 def root_bound(problem: MixProblem, formulation: str) -> float | None:

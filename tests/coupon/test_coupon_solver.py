@@ -7,15 +7,14 @@ import itertools
 
 import numpy as np
 import pytest
+from dmplan.addin.bench_coupon import book_problem, reference_binary, scored_customers
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
+from dmplan.solver.coupon import customers as sifting
+from dmplan.solver.coupon.checks import customer_minimums
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
-
-from addin.bench_coupon import book_problem, reference_binary, scored_customers
-from solver.common import InputError, Status
-from solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
-from solver.coupon import customers as sifting
-from solver.coupon.checks import customer_minimums
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
+from dmplan.addin.cli import main
+from dmplan.addin.templates import write_template
 from openpyxl.chart import BarChart, ScatterChart
 
-from addin.cli import main
-from addin.templates import write_template
 from tests import libreoffice
 
 RESULT_SHEETS = ["DM Plan", "DM Budget", "DM Pareto", "DM Mailing List"]
@@ -296,8 +296,8 @@ def test_macro_template_keeps_its_run_button_and_vba(tmp_path):
     """openpyxl drops form controls of files it rewrites; the save path puts them back."""
     import zipfile
 
-    from addin.ooxml import form_buttons
-    from addin.xl import template_path
+    from dmplan.addin.ooxml import form_buttons
+    from dmplan.addin.xl import template_path
 
     source = template_path("coupon").with_suffix(".xlsm")
     book = tmp_path / source.name

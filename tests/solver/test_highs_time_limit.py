@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
-
-from solver.backends.highs import new_highs, set_time_limit
+from dmplan.solver.backends.highs import new_highs, set_time_limit
 
 
 def _random_lp(h: highspy.Highs, rng: np.random.Generator, n: int = 300, m: int = 200) -> None:

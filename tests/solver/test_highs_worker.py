@@ -16,13 +16,12 @@ import highspy
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from solver.backends.highs import MilpArrays, new_highs
-from solver.backends.highs_worker import GRACE, MilpWorker, shared_worker
-from solver.common import Progress
-from solver.mix.api import formulate
-from solver.mix.backends.oa import OAOptions, OuterApproximation
-from solver.mix.generator import InstanceSpec, paper_instance
+from dmplan.solver.backends.highs import MilpArrays, new_highs
+from dmplan.solver.backends.highs_worker import GRACE, MilpWorker, shared_worker
+from dmplan.solver.common import Progress
+from dmplan.solver.mix.api import formulate
+from dmplan.solver.mix.backends.oa import OAOptions, OuterApproximation
+from dmplan.solver.mix.generator import InstanceSpec, paper_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +134,7 @@ def test_the_worker_does_not_rerun_the_callers_script(tmp_path: Path) -> None:
             """
             print("script ran", flush=True)
             from tests.solver.test_highs_worker import knapsack
-            from solver.backends.highs_worker import shared_worker
+            from dmplan.solver.backends.highs_worker import shared_worker
             _, model = knapsack(20)
             print(shared_worker().run(model, start=None, seconds=60, gap=0.0).status, flush=True)
             """

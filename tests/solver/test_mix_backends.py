@@ -6,12 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
-
-from solver.common import Progress, Status
-from solver.mix import available_solvers, check_plan, solve
-from solver.mix.generator import InstanceSpec, paper_instance, retailer_instance
-from solver.mix.pareto import k_values, pareto_over_changes
-from solver.mix.relaxation import root_bound
+from dmplan.solver.common import Progress, Status
+from dmplan.solver.mix import available_solvers, check_plan, solve
+from dmplan.solver.mix.generator import InstanceSpec, paper_instance, retailer_instance
+from dmplan.solver.mix.pareto import k_values, pareto_over_changes
+from dmplan.solver.mix.relaxation import root_bound
 
 
 @pytest.fixture(scope="module")

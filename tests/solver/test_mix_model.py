@@ -6,10 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from solver.common import InputError, Status
-from solver.mix import MixProblem, Rule, brute_force, check_plan, regions, solve
-from solver.mix.api import formulate
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.mix import MixProblem, Rule, brute_force, check_plan, regions, solve
+from dmplan.solver.mix.api import formulate
 
 
 def make(**changes: object) -> MixProblem:

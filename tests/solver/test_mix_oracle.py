@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dmplan.solver.common import Status
+from dmplan.solver.mix import brute_force, check_plan, solve
+from dmplan.solver.mix.generator import random_small
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from solver.common import Status
-from solver.mix import brute_force, check_plan, solve
-from solver.mix.generator import random_small
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -67,7 +66,7 @@ def test_oracle_on_a_hand_solved_instance() -> None:
     With K = 2 the optimum moves 10 from activity 0 (revenue -x) to activity 1 (revenue 2x - 0.01 x^2):
     r = -(-10) ... written out: x = (-10, 10) gives 10 + 20 - 1 = 29 above the constant 5.
     """
-    from solver.mix import MixProblem
+    from dmplan.solver.mix import MixProblem
 
     problem = MixProblem(
         activity=("tv", "web"),

@@ -7,15 +7,15 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
 
 #: backend name -> module; ``oa`` first (fastest exact), commercial ones last
 BACKENDS: dict[str, str] = {
-    "oa": "solver.mix.backends.oa",
-    "scip": "solver.mix.backends.scip",
-    "ecos": "solver.mix.backends.ecos",
-    "gurobi": "solver.mix.backends.gurobi",
-    "mosek": "solver.mix.backends.mosek",
+    "oa": "dmplan.solver.mix.backends.oa",
+    "scip": "dmplan.solver.mix.backends.scip",
+    "ecos": "dmplan.solver.mix.backends.ecos",
+    "gurobi": "dmplan.solver.mix.backends.gurobi",
+    "mosek": "dmplan.solver.mix.backends.mosek",
 }
 
 

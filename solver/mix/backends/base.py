@@ -6,8 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from solver.common import Progress, ProgressCallback, Status
+from dmplan.solver.common import Progress, ProgressCallback, Status
 
 
 class BackendUnavailable(RuntimeError):

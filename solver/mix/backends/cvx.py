@@ -6,11 +6,10 @@ import math
 from typing import Any
 
 import numpy as np
-
-from solver.common import Progress, ProgressCallback, Status
-from solver.mix.backends.base import BackendOutcome, Clock
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem, check_plan
+from dmplan.solver.common import Progress, ProgressCallback, Status
+from dmplan.solver.mix.backends.base import BackendOutcome, Clock
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem, check_plan
 
 ABS_EPS = 1e-6
 

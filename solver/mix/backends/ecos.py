@@ -9,12 +9,11 @@ criterion ``objective + max(abs_eps, rel_eps * |objective|)``, not a separately 
 from __future__ import annotations
 
 import numpy as np
-
-from solver.common import ProgressCallback
-from solver.mix.backends.base import BackendOutcome, BackendUnavailable
-from solver.mix.backends.cvx import ABS_EPS, solve_with_cvxpy
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem
+from dmplan.solver.common import ProgressCallback
+from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from dmplan.solver.mix.backends.cvx import ABS_EPS, solve_with_cvxpy
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem
 
 
 def check_available() -> None:

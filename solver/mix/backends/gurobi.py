@@ -7,12 +7,11 @@ The bound is the solver's termination criterion as cvxpy exposes no dual bound.
 from __future__ import annotations
 
 import numpy as np
-
-from solver.common import ProgressCallback
-from solver.mix.backends.base import BackendOutcome, BackendUnavailable
-from solver.mix.backends.cvx import solve_with_cvxpy
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem
+from dmplan.solver.common import ProgressCallback
+from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from dmplan.solver.mix.backends.cvx import solve_with_cvxpy
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem
 
 
 def check_available() -> None:

@@ -8,7 +8,7 @@ over the cuts over-estimates the concave revenue: its optimum (LP) or proven dua
 1. root: initial cuts at several points of each piece (its ends, interior points and the unconstrained
    optimum of its revenue), then cutting-plane rounds on the LP relaxation, which converge to the
    MISOCP's root bound. Once the bound settles, a rounding heuristic switches on the LP's regions and
-   solves the remaining convex QP exactly (:mod:`solver.mix.qp`); the perspective relaxation is so tight
+   solves the remaining convex QP exactly (:mod:`dmplan.solver.mix.qp`); the perspective relaxation is so tight
    (0.002% from the optimum on paper-style instances) that this plan often closes the gap at the root;
 2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``), each given the time left
    minus a reserve. During a round every plan HiGHS finds is decoded and QP-polished at once (its own
@@ -21,7 +21,7 @@ over the cuts over-estimates the concave revenue: its optimum (LP) or proven dua
 
 Every plan is feasible for the original problem (the cuts only touch ``t``), so its true revenue is a
 lower bound. HiGHS's time limit is backed by interrupt callbacks at a hard deadline; with a time limit
-set, a large model's MILP rounds run in a worker process (:mod:`solver.backends.highs_worker`) that is
+set, a large model's MILP rounds run in a worker process (:mod:`dmplan.solver.backends.highs_worker`) that is
 killed at the deadline, because HiGHS checks neither inside its root cut rounds.
 """
 
@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
-
-from solver.backends.highs import MilpArrays, new_highs, set_time_limit
-from solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
-from solver.common import ProgressCallback, Status, relative_gap
-from solver.mix.backends.base import BackendOutcome, Clock, report
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem, check_plan, regions
-from solver.mix.qp import linear_rows, solve_box_qp
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
+from dmplan.solver.common import ProgressCallback, Status, relative_gap
+from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem, check_plan, regions
+from dmplan.solver.mix.qp import linear_rows, solve_box_qp
 
 INF = highspy.kHighsInf
 #: seconds between two progress reports of a MILP round's dual bound
@@ -76,7 +75,7 @@ class OAOptions:
     #: the QP then costs more than it gains (retailer case, 750 free activities: 0.7 s per QP for +1.5 of
     #: revenue over the LP-twin polish)
     polish_limit: int = 1_000_000
-    #: run MILP rounds in a child process (:mod:`solver.backends.highs_worker`) when a time limit is set and
+    #: run MILP rounds in a child process (:mod:`dmplan.solver.backends.highs_worker`) when a time limit is set and
     #: the model has at least ``isolate_min_vars`` variables: HiGHS overruns a deadline that falls inside its
     #: root cut rounds (by up to 20 s on the retailer case), the child can be killed; small MILPs stop on time
     isolate: bool = True

@@ -14,11 +14,10 @@ import os
 import tempfile
 
 import numpy as np
-
-from solver.common import Progress, ProgressCallback, Status
-from solver.mix.backends.base import BackendOutcome, BackendUnavailable
-from solver.mix.formulation import ConicModel
-from solver.mix.model import MixProblem, check_plan
+from dmplan.solver.common import Progress, ProgressCallback, Status
+from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
+from dmplan.solver.mix.formulation import ConicModel
+from dmplan.solver.mix.model import MixProblem, check_plan
 
 #: Ipopt options for SCIP's NLP heuristics: MUMPS orders with AMD instead of METIS, whose overflow crashes
 #: the whole process with "free(): invalid size" (scipopt/scip#211; here the retailer case, twice, after

@@ -1,0 +1,40 @@
+"""DMPlan's entry module: the add-in's VBA runs ``import dmplan; dmplan.main()``.
+
+The distribution installs the repository's ``addin/`` and ``solver/`` folders as ``dmplan.addin`` and
+``dmplan.solver``, so no generic top-level package lands in a user's site-packages. In a source
+checkout those folders sit beside this package; ``__path__`` then includes the checkout's root so the
+same imports work without installing.
+
+The worksheet functions are looked up lazily (``dmplan.DMPLAN`` ...), so a button click or the
+function server pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "addin")) and os.path.isdir(
+    os.path.join(_root, "addin")
+):
+    __path__.append(_root)  # source checkout: dmplan.addin is <root>/addin
+
+__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "main"]
+_UDFS = ("DMPARETO", "DMPLAN", "MIXPLAN")
+
+
+def __getattr__(name: str) -> Any:
+    """The worksheet functions, for xlwings' "UDF Modules: dmplan", imported on first use."""
+    if name in _UDFS:
+        from dmplan.addin import udf
+
+        return getattr(udf, name)
+    raise AttributeError(f"module 'dmplan' has no attribute {name!r}")
+
+
+def main() -> None:
+    """Ribbon button: solve every model the active workbook holds and write the result sheets."""
+    from dmplan.addin.xl import main as xl_main
+
+    xl_main()
