@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dmplan.addin.run import ModelRun, NoModelError, RunOptions, solve_file
-from dmplan.solver.common import InputError, Progress, Status
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress as Bar
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+
+from dmplan.addin.run import ModelRun, NoModelError, RunOptions, solve_file
+from dmplan.solver.common import InputError, Progress, Status
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 2, 3, 4
 console = Console(stderr=True)
@@ -126,14 +127,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.model == "coupon":
-        from dmplan.addin import bench_coupon
+        from dmplan.bench import coupon as bench_coupon
 
         return bench_coupon.run(args)
     if args.model == "udf":
-        from dmplan.addin import bench_udf
+        from dmplan.bench import udf as bench_udf
 
         return bench_udf.run(args)
-    from dmplan.addin import bench_mix
+    from dmplan.bench import mix as bench_mix
 
     return bench_mix.run(args)
 
@@ -165,14 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (print tables of times and gaps)")
     bench_sub = bench.add_subparsers(dest="model", required=True)
-    from dmplan.addin import bench_coupon
+    from dmplan.bench import coupon as bench_coupon
 
     bench_coupon.add_arguments(bench_sub.add_parser("coupon", help="segment LP and customer lists"))
-    from dmplan.addin import bench_udf
+    from dmplan.bench import udf as bench_udf
 
     bench_udf.add_arguments(bench_sub.add_parser("udf", help="worksheet functions: time per call in-process"))
     try:
-        from dmplan.addin import bench_mix
+        from dmplan.bench import mix as bench_mix
     except ImportError:
         pass
     else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from dmplan.addin.run import ModelRun, RunOptions, TableSource
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
 from dmplan.addin.tables import Settings, Table, as_text, column_letter, normalize, require_table

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.datavalidation import DataValidation
+
 from dmplan.addin.run import ModelRun, RunOptions, TableSource
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
 from dmplan.addin.tables import (
@@ -29,9 +33,6 @@ from dmplan.solver.common import InputError
 from dmplan.solver.mix import MixProblem, MixResult, Rule, solve
 from dmplan.solver.mix.backends import BACKENDS
 from dmplan.solver.mix.pareto import ParetoPoint, pareto_over_changes
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.worksheet.datavalidation import DataValidation
 
 PLAN, BUDGET, PARETO = "Mix Plan", "Mix Budget", "Mix Pareto"
 ACTIVITIES, RULES = "Activities", "Rules"

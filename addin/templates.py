@@ -7,14 +7,10 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dmplan.addin.tables import column_letter
-from dmplan.addin.workbook import save_atomically
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font
@@ -24,13 +20,11 @@ from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
+from dmplan.addin.tables import column_letter
+from dmplan.addin.workbook import save_atomically
+from dmplan.solver.coupon.book import book_csv
+
 TEMPLATE_FILES = {"coupon": "dm_plan.xlsx", "mix": "mix_plan.xlsx"}
-
-
-def bundled_csv(name: str) -> list[dict[str, str]]:
-    """Rows of a CSV bundled under ``addin/data``, e.g. ``coupon/customers.csv``."""
-    text = resources.files("dmplan.addin").joinpath("data", *name.split("/")).read_text(encoding="utf-8")
-    return list(csv.DictReader(text.splitlines()))
 
 
 def _number(text: str) -> float | int:
@@ -134,7 +128,7 @@ COUPON_INSTRUCTIONS = [
 
 def add_coupon_inputs(wb: Workbook, budget: float = 1_000_000) -> None:
     """Segments, Customers and Mailings tables with the book's data."""
-    segments = bundled_csv("coupon/visit_probability.csv")
+    segments = book_csv("visit_probability.csv")
     ws = wb.create_sheet("Segments")
     header = list(segments[0].keys())
     rows = [[r[h] if h in ("age_cat", "freq_cat") else _number(r[h]) for h in header] for r in segments]
@@ -142,7 +136,7 @@ def add_coupon_inputs(wb: Workbook, budget: float = 1_000_000) -> None:
     for r in range(2, len(rows) + 2):
         for c in range(4, len(header) + 1):
             ws.cell(row=r, column=c).number_format = "0.00"
-    customers = bundled_csv("coupon/customers.csv")
+    customers = book_csv("customers.csv")
     ws = wb.create_sheet("Customers")
     add_table(
         ws,
@@ -246,7 +240,7 @@ def _array_formula(ws: Worksheet, top: int, left: int, rows: int, cols: int, tex
 
 def coupon_segment_grid() -> tuple[list[str], list[list[Any]]]:
     """The Segments table's columns plus ``customers`` (what DMPLAN needs) as formulas over the input tables."""
-    segments = bundled_csv("coupon/visit_probability.csv")
+    segments = book_csv("visit_probability.csv")
     header = list(segments[0].keys())
     out_header = ["segment_id", "age_cat", "freq_cat", "customers", *[h for h in header if h.startswith("prob_")]]
     rows = []
@@ -268,7 +262,7 @@ def add_coupon_formulas(wb: Workbook) -> None:
         bold=True
     )
     first = top + 2
-    last = 1 + len(bundled_csv("coupon/customers.csv"))
+    last = 1 + len(book_csv("customers.csv"))
     for j, h in enumerate(header):
         ws.cell(row=top + 1, column=1 + j, value=h).font = Font(bold=True)
     for i, row in enumerate(rows):

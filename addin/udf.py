@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from dmplan.addin.run import RunOptions
 from dmplan.addin.tables import Table, as_number, is_blank, normalize
 from dmplan.solver.common import InputError

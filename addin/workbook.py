@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-from dmplan.addin.ooxml import restore_buttons
-from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
-from dmplan.addin.tables import Table, column_letter, normalize
-from dmplan.solver.common import InputError
 from openpyxl.chart import BarChart, LineChart, Reference, ScatterChart
 from openpyxl.chart import Series as ChartSeries
 from openpyxl.chart.shapes import GraphicalProperties
@@ -27,6 +23,11 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
+
+from dmplan.addin.ooxml import restore_buttons
+from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
+from dmplan.addin.tables import Table, column_letter, normalize
+from dmplan.solver.common import InputError
 
 MACRO_SUFFIXES = (".xlsm", ".xlam", ".xltm")
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted (password-protected) or legacy .xls

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import xlwings as xw
+
 from dmplan.addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
 from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
 from dmplan.addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize

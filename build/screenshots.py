@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dmplan.addin.cli import main  # noqa: E402
-
 from tests.libreoffice import convert, pdf_to_png  # noqa: E402
 
 SHEETS = ("DM Plan", "DM Budget", "DM Pareto", "Mix Plan", "Mix Budget", "Mix Pareto")

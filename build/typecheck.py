@@ -23,7 +23,7 @@ def main() -> int:
     package.mkdir(parents=True)
     for path in (ROOT / "dmplan").glob("*.py"):
         os.symlink(path, package / path.name)
-    for folder in ("addin", "solver"):
+    for folder in ("addin", "solver", "bench"):
         os.symlink(ROOT / folder, package / folder)
     config = str(ROOT / "pyproject.toml")
     return subprocess.call([sys.executable, "-m", "mypy", "--config-file", config, "-p", "dmplan"], cwd=stage)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
 from dmplan.solver.common import Status
 
 INF = float("inf")

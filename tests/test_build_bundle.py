@@ -79,7 +79,7 @@ print("worker", run.status, round(run.objective, 6), worker._process.args[0] == 
 def test_bundle_holds_the_addin_and_data(exe: Path) -> None:
     assert (BUNDLE / "dmplan.xlam").exists()
     assert (BUNDLE / "_internal" / "xlsm" / "dmplan.xlam").exists()
-    assert (BUNDLE / "_internal" / "dmplan" / "addin" / "data" / "coupon" / "customers.csv").exists()
+    assert (BUNDLE / "_internal" / "dmplan" / "solver" / "coupon" / "data" / "customers.csv").exists()
     if any((ROOT / "templates").glob("*.xls*")):
         assert any((BUNDLE / "templates").glob("*.xls*"))
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dmplan.addin import cli, templates
 from openpyxl import load_workbook
+
+from dmplan.addin import cli, templates
 
 Edit = Callable[[Any], None]
 

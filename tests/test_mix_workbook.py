@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from openpyxl import load_workbook
+
 from dmplan.addin import mix_io, templates, workbook
 from dmplan.addin.run import ModelRun, solve_file
 from dmplan.solver.common import Status
 from dmplan.solver.mix import check_plan
-from openpyxl import load_workbook
-
 from tests import libreoffice
 
 N = len(mix_io.CHANNELS) * len(mix_io.REGIONS) * mix_io.WEEKS

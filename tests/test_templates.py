@@ -8,9 +8,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+
 from dmplan.addin import templates
 from dmplan.addin.cli import main
-
 from tests import libreoffice
 
 ROOT = Path(__file__).resolve().parent.parent

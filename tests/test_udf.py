@@ -12,18 +12,20 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from dmplan.addin import coupon_io, udf
 from dmplan.addin.run import solve_source
-from dmplan.addin.templates import COUPON_MAILINGS, bundled_csv, coupon_workbook
+from dmplan.addin.templates import COUPON_MAILINGS, coupon_workbook
 from dmplan.addin.workbook import FileSource
+from dmplan.solver.coupon.book import book_csv
 
 MAILING_HEADER = ["mailing", "label", "coupon_value", "cost_per_piece", "min_share"]
 
 
 def book_segments(extra_blank_rows: int = 3) -> list[list[Any]]:
     """The book's 16 segments with customer counts, as Excel passes a range that reaches past the data."""
-    segments = bundled_csv("coupon/visit_probability.csv")
-    counts = Counter((r["age_cat"], r["freq_cat"]) for r in bundled_csv("coupon/customers.csv"))
+    segments = book_csv("visit_probability.csv")
+    counts = Counter((r["age_cat"], r["freq_cat"]) for r in book_csv("customers.csv"))
     grid: list[list[Any]] = [[" segment_id", "age_cat", "freq_cat ", "customers", "prob_dm1", "prob_dm2", "prob_dm3"]]
     for r in segments:
         grid.append(

@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dmplan.addin.run
 import openpyxl
 import pytest
 import xlwings as xw
+from openpyxl.worksheet.table import Table as OpenpyxlTable
+
+import dmplan.addin.run
 from dmplan.addin import workbook, xl
 from dmplan.addin.run import ModelRun, RunOptions
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
 from dmplan.solver.common import InputError, Status
-from openpyxl.worksheet.table import Table as OpenpyxlTable
 
 ROOT = Path(__file__).resolve().parent.parent
 

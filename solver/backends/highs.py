@@ -12,9 +12,10 @@ from functools import cache
 import highspy
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
+
 from dmplan.solver.common import Status
 from dmplan.solver.linear import LinearProgram, LinearSolution
-from numpy.typing import ArrayLike
 
 HighsOptions = Mapping[str, bool | int | float | str]
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import highspy
 import numpy as np
+
 from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
 
 #: seconds the parent waits beyond a run's time limit before it kills the child

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pulp
+
 from dmplan.solver.common import Status
 from dmplan.solver.linear import LinearProgram, LinearSolution
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from dmplan.solver.common import FeasibilityCheck, ViolationLog
 from dmplan.solver.coupon.model import CouponProblem
 

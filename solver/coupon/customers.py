@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import scipy.sparse as sp
+
 from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit
 from dmplan.solver.backends.highs import solve as solve_highs
 from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status

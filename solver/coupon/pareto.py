@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from dmplan.solver.coupon.model import CouponProblem
 from dmplan.solver.coupon.segment import solve
 

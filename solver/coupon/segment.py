@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from dmplan.solver.backends import solve_linear
 from dmplan.solver.common import Certificate, Status
 from dmplan.solver.coupon.checks import check_shares

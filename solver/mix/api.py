@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from dmplan.solver.common import Certificate, ProgressCallback, Status, relative_gap
 from dmplan.solver.mix import miqp, misocp
 from dmplan.solver.mix.backends import BACKENDS, available_backends, load_backend

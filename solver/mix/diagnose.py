@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import linprog
+
 from dmplan.solver.mix.model import MixProblem
 from dmplan.solver.mix.qp import LinearRows, linear_rows
-from scipy.optimize import linprog
 
 
 def _feasible(rows: LinearRows, keep: list[int], lower: np.ndarray, upper: np.ndarray) -> bool:

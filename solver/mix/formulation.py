@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
 from dmplan.solver.mix.model import MixProblem, regions, snap
 from dmplan.solver.mix.qp import linear_rows
 

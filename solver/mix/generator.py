@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from dmplan.solver.mix.model import MixProblem, Rule
 
 Correlation = Literal["uncorrelated", "weak", "strong"]

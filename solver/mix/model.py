@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
 from dmplan.solver.common import Certificate, FeasibilityCheck, InputError, Status, ViolationLog
 
 TABLE = "Activities"

@@ -12,6 +12,7 @@ import math
 import time
 
 import numpy as np
+
 from dmplan.solver.common import Certificate, Status
 from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions, snap
 from dmplan.solver.mix.qp import linear_rows, solve_box_qp

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.api import finish, solve
 from dmplan.solver.mix.backends.base import BackendOutcome

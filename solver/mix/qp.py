@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import scipy.sparse as sp
+
 from dmplan.solver.backends.highs import new_highs, set_time_limit
 from dmplan.solver.mix.model import MixProblem
 

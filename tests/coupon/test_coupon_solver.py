@@ -7,14 +7,16 @@ import itertools
 
 import numpy as np
 import pytest
-from dmplan.addin.bench_coupon import book_problem, reference_binary, scored_customers
-from dmplan.solver.common import InputError, Status
-from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
-from dmplan.solver.coupon import customers as sifting
-from dmplan.solver.coupon.checks import customer_minimums
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
+
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
+from dmplan.solver.coupon import customers as sifting
+from dmplan.solver.coupon.book import book_problem, scored_customers
+from dmplan.solver.coupon.checks import customer_minimums
+from dmplan.solver.coupon.reference import reference_binary
 
 
 @pytest.fixture(scope="module")

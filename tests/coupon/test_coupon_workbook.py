@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
-from dmplan.addin.cli import main
-from dmplan.addin.templates import write_template
 from openpyxl.chart import BarChart, ScatterChart
 
+from dmplan.addin.cli import main
+from dmplan.addin.templates import write_template
 from tests import libreoffice
 
 RESULT_SHEETS = ["DM Plan", "DM Budget", "DM Pareto", "DM Mailing List"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
+
 from dmplan.solver.backends.highs import new_highs, set_time_limit
 
 

@@ -16,6 +16,7 @@ import highspy
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from dmplan.solver.backends.highs import MilpArrays, new_highs
 from dmplan.solver.backends.highs_worker import GRACE, MilpWorker, shared_worker
 from dmplan.solver.common import Progress

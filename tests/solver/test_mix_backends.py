@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from dmplan.solver.common import Progress, Status
 from dmplan.solver.mix import available_solvers, check_plan, solve
 from dmplan.solver.mix.generator import InstanceSpec, paper_instance, retailer_instance

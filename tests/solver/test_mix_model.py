@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.mix import MixProblem, Rule, brute_force, check_plan, regions, solve
 from dmplan.solver.mix.api import formulate

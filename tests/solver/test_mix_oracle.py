@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from dmplan.solver.common import Status
 from dmplan.solver.mix import brute_force, check_plan, solve
 from dmplan.solver.mix.generator import random_small
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from dmplan.solver.common import Progress, ProgressCallback, Status
 
 

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock
 from dmplan.solver.mix.formulation import ConicModel

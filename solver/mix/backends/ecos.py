@@ -9,6 +9,7 @@ criterion ``objective + max(abs_eps, rel_eps * |objective|)``, not a separately 
 from __future__ import annotations
 
 import numpy as np
+
 from dmplan.solver.common import ProgressCallback
 from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
 from dmplan.solver.mix.backends.cvx import ABS_EPS, solve_with_cvxpy

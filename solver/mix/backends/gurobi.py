@@ -7,6 +7,7 @@ The bound is the solver's termination criterion as cvxpy exposes no dual bound.
 from __future__ import annotations
 
 import numpy as np
+
 from dmplan.solver.common import ProgressCallback
 from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
 from dmplan.solver.mix.backends.cvx import solve_with_cvxpy

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
+
 from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap

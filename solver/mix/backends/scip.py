@@ -14,6 +14,7 @@ import os
 import tempfile
 
 import numpy as np
+
 from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
 from dmplan.solver.mix.formulation import ConicModel

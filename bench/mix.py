@@ -23,13 +23,14 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from rich.console import Console
+from rich.table import Table
+
 from dmplan.solver.common import Status
 from dmplan.solver.mix import MixProblem, MixResult, available_solvers, solve
 from dmplan.solver.mix.generator import InstanceSpec, paper_instance, paper_specs, retailer_instance
 from dmplan.solver.mix.pareto import pareto_over_changes
 from dmplan.solver.mix.relaxation import root_bound
-from rich.console import Console
-from rich.table import Table
 
 SOLVED_GAP = 1e-4
 

@@ -16,55 +16,13 @@ from queue import Empty
 from typing import Any
 
 import numpy as np
-from dmplan.solver.backends.highs import solve as solve_highs
-from dmplan.solver.common import relative_gap
-from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, solve, solve_customers
-from dmplan.solver.coupon.checks import customer_minimums
-from dmplan.solver.coupon.customers import _classes, _program
 from rich.console import Console
 from rich.table import Table
 
-
-def book_problem(budget: float = 1_000_000) -> tuple[CouponProblem, CustomerList]:
-    """The book's data (5,000 customers, 16 segments), coupon values 0 / 1,000 / 2,000, 10% minimum."""
-    from dmplan.addin.templates import bundled_csv
-
-    segments = bundled_csv("coupon/visit_probability.csv")
-    customers = bundled_csv("coupon/customers.csv")
-    index = {(r["age_cat"], r["freq_cat"]): i for i, r in enumerate(segments)}
-    seg = np.array([index[(r["age_cat"], r["freq_cat"])] for r in customers])
-    prob = np.array([[float(r[f"prob_dm{d}"]) for d in (1, 2, 3)] for r in segments])
-    mailings = tuple(Mailing(f"dm{d + 1}", "", v, 0.0, 0.1) for d, v in enumerate((0, 1000, 2000)))
-    ids = tuple(r["segment_id"] for r in segments)
-    problem = CouponProblem(ids, np.bincount(seg, minlength=16), mailings, prob, budget)
-    return problem, CustomerList(np.array([r["customer_id"] for r in customers]), seg)
-
-
-def scored_customers(problem: CouponProblem, size: int, seed: int = 1) -> tuple[CouponProblem, CustomerList]:
-    """``size`` customers with individual scores: segment probability times a customer effect
-    (lognormal, sigma 0.3) and a customer-mailing effect (lognormal, sigma 0.1); the budget
-    scales with the list (200 per customer, as the book's 1,000,000 for 5,000)."""
-    rng = np.random.default_rng(seed)
-    seg = rng.integers(0, len(problem.segments), size)
-    p = problem.probability[seg] * rng.lognormal(0, 0.3, (size, 1)) * rng.lognormal(0, 0.1, (size, 3))
-    p = np.clip(p, 0.0, 1.0)
-    counts = np.bincount(seg, minlength=len(problem.segments))
-    scaled = CouponProblem(
-        problem.segments, counts, problem.mailings, problem.probability, problem.budget * size / 5000
-    )
-    return scaled, CustomerList(np.arange(size), seg, p)
-
-
-def reference_binary(
-    problem: CouponProblem, customers: CustomerList, time_limit: float, gap: float = 1e-4
-) -> tuple[float, float, float]:
-    """HiGHS's MIP on the whole class model, no sifting: (objective, bound, seconds)."""
-    classes = _classes(problem, customers)
-    minimum = customer_minimums(problem, np.bincount(customers.segment, minlength=len(problem.segments)))
-    program = _program(classes, np.arange(len(classes.size)), minimum, problem.budget, integer=True)
-    start = time.perf_counter()
-    sol = solve_highs(program, time_limit=time_limit, gap=gap)
-    return float(sol.objective or np.nan), float(sol.bound or np.nan), time.perf_counter() - start
+from dmplan.solver.common import relative_gap
+from dmplan.solver.coupon import CouponProblem, CustomerList, solve, solve_customers
+from dmplan.solver.coupon.book import book_problem, scored_customers
+from dmplan.solver.coupon.reference import reference_binary
 
 
 def _reference_worker(problem: CouponProblem, customers: CustomerList, time_limit: float, queue: Any) -> None:

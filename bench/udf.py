@@ -14,19 +14,21 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from dmplan.addin import udf
-from dmplan.addin.templates import COUPON_MAILINGS, bundled_csv
 from rich.console import Console
 from rich.table import Table
+
+from dmplan.addin import udf
+from dmplan.addin.templates import COUPON_MAILINGS
+from dmplan.solver.coupon.book import book_csv
 
 TARGET_MS = 50.0
 
 
 def book_arguments() -> tuple[list[list[Any]], list[list[Any]]]:
     """The book's 16 segments (with customer counts) and 3 mailings, shaped as Excel passes them."""
-    counts = Counter((r["age_cat"], r["freq_cat"]) for r in bundled_csv("coupon/customers.csv"))
+    counts = Counter((r["age_cat"], r["freq_cat"]) for r in book_csv("customers.csv"))
     segments: list[list[Any]] = [["segment_id", "age_cat", "freq_cat", "customers", "prob_dm1", "prob_dm2", "prob_dm3"]]
-    for r in bundled_csv("coupon/visit_probability.csv"):
+    for r in book_csv("visit_probability.csv"):
         key = (r["age_cat"], r["freq_cat"])
         segments.append(
             [float(r["segment_id"]), *key, float(counts[key]), *[float(r[f"prob_dm{d}"]) for d in (1, 2, 3)]]

@@ -1,0 +1,1 @@
+"""Benchmarks (``dmplan bench ...``): solver and worksheet-function timings, each beside a reference."""
