@@ -1,32 +1,35 @@
 """The ``dmplan`` command line: solve a workbook, write templates, run the demo and benchmarks.
 
-Exit codes: 0 solved; 2 bad input; 3 infeasible; 4 time limit without a plan.
+Exit codes: 0 solved; 1 internal error; 2 bad input (tables, settings, options, an unusable file or
+folder); 3 infeasible; 4 time limit without a plan. No traceback reaches the user unless ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress as Bar
-from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-
-from dmplan.addin.run import ModelRun, NoModelError, RunOptions, solve_file
-from dmplan.solver.common import InputError, Progress, Status
-
-EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 2, 3, 4
-console = Console(stderr=True)
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3, 4
 
 
-def exit_code(runs: Sequence[ModelRun]) -> int:
+def _console(stderr: bool = True) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def exit_code(runs: Sequence[Any]) -> int:
+    from dmplan.solver.common import Status
+
     statuses = {run.status for run in runs}
     if Status.INFEASIBLE in statuses:
         return EXIT_INFEASIBLE
@@ -41,12 +44,15 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import Progress as Bar
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Bar(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=_console(), transient=True
     ) as bar:
         task = bar.add_task("solving", total=None)
 
-        def report(event: Progress) -> None:
+        def report(event: Any) -> None:
             text = event.message
             if event.objective is not None:
                 text += f"  objective {event.objective:,.2f}"
@@ -59,22 +65,26 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
         yield report
 
 
-def print_summary(runs: Sequence[ModelRun], target: Path) -> None:
-    table = RichTable(title=f"DMPlan results written to {target}")
+def print_summary(result: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=f"DMPlan results written to {result.target}")
     for column in ("model", "status", "objective", "bound", "gap", "seconds"):
         table.add_column(column)
     notes = []
-    for run in runs:
+    for run in result.runs:
         s = run.summary
         gap = s.get("gap")
-        details = ""
-        if run.model == "coupon":
+        if run.reason:
+            notes.append(f"{run.model}: no plan: {run.reason}")
+        elif run.model == "coupon":
             details = f"budget used {s['budget_used']:,.2f} of {s['budget']:,.2f}; shadow price {s['shadow_price']:.6g}"
-            if "customer_objective" in s and s["customer_objective"] is not None:
+            if s.get("customer_objective") is not None:
                 details += f"; customer-level {s['customer_objective']:,.2f} (gap {100 * s['customer_gap']:.4f}%)"
+            notes.append(f"coupon: {details}")
         elif run.model == "mix":
-            details = f"{s.get('changes')} activities changed"
-        notes.append(f"{run.model}: {details}")
+            notes.append(f"mix: {s.get('changes')} of {s.get('activities')} activities changed")
         table.add_row(
             run.model,
             run.status.value,
@@ -83,35 +93,98 @@ def print_summary(runs: Sequence[ModelRun], target: Path) -> None:
             "" if gap is None else f"{100 * gap:.4f}%",
             f"{s.get('seconds', 0):.2f}",
         )
-    out = Console()
+    out = _console(stderr=False)
     out.print(table)
     for note in notes:
-        out.print(note, highlight=False)
-    out.print("sheets written: " + ", ".join(sheet.name for run in runs for sheet in run.sheets), highlight=False)
+        out.print(escape(note))
+    out.print(escape("sheets written: " + ", ".join(result.sheets)))
+
+
+def say(text: str) -> None:
+    """A message on stderr, unwrapped (a message names cells; a terminal may wrap it, we do not)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def print_warnings(warnings: Sequence[str]) -> None:
+    for text in warnings:
+        say(f"Warning: {text}")
 
 
 def _fmt(value: Any) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
+def seconds(text: str) -> float:
+    """argparse type of --time-limit: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds (e.g. 60)")
+    return value
+
+
+def check_summary_path(path: Path) -> None:
+    """Fail before solving when the summary JSON cannot be written."""
+    from dmplan.addin.contract import WorkbookError
+
+    if not path.parent.is_dir():
+        raise WorkbookError(f"the folder {path.parent} of --summary-json does not exist.", fix="Create it first.")
+    if path.is_dir():
+        raise WorkbookError(f"--summary-json {path} is a folder.", fix="Name a file, e.g. summary.json.")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise WorkbookError(f"--summary-json {path} cannot be written (read-only).", fix="Choose another path.")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves no partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".~{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, default=float)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
+    from dmplan.addin.contract import RunOptions
+    from dmplan.addin.pipeline import solve_file
+
     book = Path(args.book)
     out = Path(args.output) if args.output else None
+    summary_path = Path(args.summary_json) if args.summary_json else None
+    if summary_path is not None:
+        check_summary_path(summary_path)
     with progress_bar(not args.quiet) as report:
         options = RunOptions(time_limit=args.time_limit, solver=args.solver, progress=report)
-        runs = solve_file(book, out, options)
-    if args.summary_json:
-        Path(args.summary_json).write_text(json.dumps({"models": [r.summary for r in runs]}, indent=2, default=float))
+        result = solve_file(book, out, options)
+    if summary_path is not None:
+        write_json(summary_path, {"models": [r.summary for r in result.runs], "warnings": result.warnings})
+    print_warnings(result.warnings)
     if not args.quiet:
-        print_summary(runs, out or book)
-    return exit_code(runs)
+        print_summary(result)
+    else:
+        for run in result.runs:
+            if run.reason:
+                say(f"{run.model}: no plan: {run.reason}")
+    return exit_code(result.runs)
 
 
 def cmd_template(args: argparse.Namespace) -> int:
     from dmplan.addin.templates import write_template
 
-    path = write_template(args.model, Path(args.output))
-    console.print(f"wrote the {args.model} template to {path}")
+    path = write_template(args.model, Path(args.output), replace=args.force)
+    say(f"wrote the {args.model} template to {path}")
     return EXIT_OK
 
 
@@ -119,79 +192,94 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dmplan.addin.templates import write_template
 
     path = Path(args.output)
-    write_template("demo", path)
-    console.print(f"built the demo workbook {path}; solving it")
+    write_template("demo", path, replace=True)
+    say(f"built the demo workbook {path}; solving it")
     args.book, args.output, args.solver = str(path), None, None
     return cmd_solve(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.model == "coupon":
-        from dmplan.bench import coupon as bench_coupon
-
-        return bench_coupon.run(args)
-    if args.model == "udf":
-        from dmplan.bench import udf as bench_udf
-
-        return bench_udf.run(args)
-    from dmplan.bench import mix as bench_mix
-
-    return bench_mix.run(args)
+    return int(args.bench_run(args))
 
 
-def build_parser() -> argparse.ArgumentParser:
+BENCHMARKS = {
+    "coupon": ("dmplan.bench.coupon", "segment LP and customer lists"),
+    "mix": ("dmplan.bench.mix", "MISOCP vs MIQP, backends, Pareto"),
+    "udf": ("dmplan.bench.udf", "worksheet functions: time per call in-process"),
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmplan", description="Exact marketing-budget optimisation for workbooks.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     solve = sub.add_parser("solve", help="solve every model whose input tables the workbook holds")
     solve.add_argument("book", help="workbook (.xlsx or .xlsm)")
     solve.add_argument("-o", "--output", help="write the result here instead of back into BOOK")
     solve.add_argument("--summary-json", help="write a JSON summary of every model to this path")
-    solve.add_argument("--time-limit", type=float, help="seconds per model (overrides the Settings table)")
+    solve.add_argument(
+        "--time-limit", type=seconds, help="seconds for each model's whole run, sweep included (overrides Settings)"
+    )
     solve.add_argument("--solver", help="solver backend (overrides the Settings table)")
     solve.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    solve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     solve.set_defaults(func=cmd_solve)
 
     template = sub.add_parser("template", help="write a workbook template")
     template.add_argument("model", choices=("coupon", "mix", "demo"))
     template.add_argument("-o", "--output", required=True)
+    template.add_argument("--force", action="store_true", help="replace an existing file")
+    template.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     template.set_defaults(func=cmd_template)
 
     demo = sub.add_parser("demo", help="build the default workbook, solve it and print a summary")
     demo.add_argument("-o", "--output", default="dmplan-demo.xlsx")
-    demo.add_argument("--time-limit", type=float)
+    demo.add_argument("--time-limit", type=seconds)
     demo.add_argument("--summary-json")
     demo.add_argument("-q", "--quiet", action="store_true")
+    demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks (print tables of times and gaps)")
     bench_sub = bench.add_subparsers(dest="model", required=True)
-    from dmplan.bench import coupon as bench_coupon
+    wanted = list(argv or [])
+    for name, (module, help_text) in BENCHMARKS.items():
+        bench_parser = bench_sub.add_parser(name, help=help_text)
+        if "bench" in wanted and name in wanted:  # import a benchmark only when it runs
+            import importlib
 
-    bench_coupon.add_arguments(bench_sub.add_parser("coupon", help="segment LP and customer lists"))
-    from dmplan.bench import udf as bench_udf
-
-    bench_udf.add_arguments(bench_sub.add_parser("udf", help="worksheet functions: time per call in-process"))
-    try:
-        from dmplan.bench import mix as bench_mix
-    except ImportError:
-        pass
-    else:
-        bench_mix.add_arguments(bench_sub.add_parser("mix", help="MISOCP vs MIQP, backends, Pareto"))
-    bench.set_defaults(func=cmd_bench)
+            loaded = importlib.import_module(module)
+            loaded.add_arguments(bench_parser)
+            bench_parser.set_defaults(func=cmd_bench, bench_run=loaded.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args))
-    except InputError as error:
-        console.print(f"[bold red]Bad input:[/] {escape(str(error))}", highlight=False)
-        return EXIT_INPUT
-    except NoModelError as error:
-        console.print(f"[bold red]Nothing to solve:[/] {escape(str(error))}", highlight=False)
-        return EXIT_INPUT
+    except KeyboardInterrupt:
+        say("Stopped (Ctrl+C); no file was changed.")
+        return 130
+    except Exception as error:
+        from dmplan.solver.common import InputError
+
+        if debug:
+            traceback.print_exc()
+        if isinstance(error, InputError):
+            from dmplan.addin.contract import NoModelError
+
+            label = "Nothing to solve" if isinstance(error, NoModelError) else "Bad input"
+            say(f"{label}: {error}")
+            return EXIT_INPUT
+        say(
+            f"DMPlan stopped with an unexpected error ({type(error).__name__}: {error}). No file was changed. "
+            "Run again with --debug for details."
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dmplan.addin.tables import column_letter
+from dmplan.addin.cells import column_letter
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ class Chart:
 
 @dataclass(frozen=True)
 class SheetSpec:
-    """One result sheet: its name, a title (row 1), notes (one line in row 2), blocks from row 3, charts."""
+    """One result sheet: its usual name, its role within the model (``plan``, ``budget`` ...: the
+    marker that finds it again), a title (row 1), notes (one line in row 2), blocks from row 3, charts."""
 
     name: str
     title: str
@@ -107,6 +108,21 @@ class SheetSpec:
     charts: Sequence[Chart] = ()
     notes: Sequence[str] = ()
     column_widths: dict[int, float] = field(default_factory=dict)
+    role: str = "plan"
+
+
+def sheet_ref(role: str) -> str:
+    """A placeholder for another result sheet of the same model in a formula (``'Mix Plan'!``): the
+    writer puts in the sheet's final name, which the user may have changed."""
+    return "{sheet:" + role + "}"
+
+
+def resolve_refs(value: Any, names: dict[str, str]) -> Any:
+    """``value`` with every :func:`sheet_ref` placeholder replaced by its sheet's quoted name."""
+    if isinstance(value, str) and value.startswith("=") and "{sheet:" in value:
+        for role, name in names.items():
+            value = value.replace(sheet_ref(role), "'" + name.replace("'", "''") + "'!")
+    return value
 
 
 def cell_value(value: Any) -> Any:

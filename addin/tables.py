@@ -1,52 +1,83 @@
 """Input tables of the workbook contract, independent of where they were read from.
 
-A :class:`Table` is a header row and data rows plus where they sit in the user's workbook,
-so every error can name the sheet, table, row and column. The openpyxl reader
-(:mod:`dmplan.addin.workbook`), the xlwings reader (:mod:`dmplan.addin.xl`) and the worksheet functions
-all build the same :class:`Table` and share the parsing below.
+A reader (the file path, the live-Excel path, a worksheet function's argument) hands over a grid
+of cell values from the header row down to the table's last row, with where it sits in the
+workbook. :meth:`Table.from_grid` turns it into a :class:`Table`, applying the reading rules in one
+place:
+
+* every non-empty row under the header is read; a blank row inside the table is skipped and
+  reported as a warning (the rows after it are read);
+* hidden (or filtered) rows are read and reported;
+* a column without a header is an error when it holds data inside the table, a warning when it
+  lies to the right of the last header, and ignored when it is empty;
+* values are parsed by :mod:`dmplan.addin.cells` (errors, formulas without a saved value and
+  ambiguous text numbers are located errors).
+
+Every error names the sheet, table, Excel row, column (header as typed) and cell.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from dmplan.addin.cells import (
+    ExcelError,
+    NoValue,
+    TextNumberError,
+    as_number,
+    as_text,
+    column_letter,
+    display,
+    excel_error,
+    is_blank,
+    normalize,
+    number_text,
+)
 from dmplan.solver.common import InputError
 
-
-def normalize(name: Any) -> str:
-    """Header and key normalisation: case-insensitive, spaces and dashes as underscores."""
-    return "_".join(str(name).strip().lower().replace("-", " ").split())
+#: First-column texts that mark a totals row in a range handed over without its table (``Table[#All]``).
+TOTALS_WORDS = {"total", "totals", "grand_total", "sum"}
 
 
-def column_letter(index: int) -> str:
-    """1 -> A, 27 -> AA."""
-    letters = ""
-    while index > 0:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+def range_text(minimum: float | None, maximum: float | None) -> str:
+    """What a fix asks for: ``between 0 and 1``, ``of 0 or more``, ``of 6 or less``."""
+    if minimum is not None and maximum is not None:
+        return f"between {number_text(minimum)} and {number_text(maximum)}"
+    if minimum is not None:
+        return f"of {number_text(minimum)} or more"
+    if maximum is not None:
+        return f"of {number_text(maximum)} or less"
+    return ""
 
 
-def is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+def out_of_range(shown: str, minimum: float | None, maximum: float | None, number: float) -> str:
+    """What is wrong: ``1.5 is not between 0 and 1``, ``-3 is below the smallest value allowed, 0``."""
+    if minimum is not None and maximum is not None:
+        return f"{shown} is not between {number_text(minimum)} and {number_text(maximum)}."
+    if minimum is not None and number < minimum:
+        return f"{shown} is below the smallest value allowed, {number_text(minimum)}."
+    return f"{shown} is above the largest value allowed, {number_text(maximum or 0)}."
+
+
+def rows_text(rows: Sequence[int]) -> str:
+    """``row 5``, ``rows 5 and 9``, ``rows 5, 9, 12 and 3 more``."""
+    shown = [str(r) for r in rows[:8]]
+    if len(rows) > 8:
+        return f"rows {', '.join(shown)} and {len(rows) - 8} more"
+    if len(shown) == 1:
+        return f"row {shown[0]}"
+    return f"rows {', '.join(shown[:-1])} and {shown[-1]}"
 
 
 @dataclass
 class Table:
-    """One input table: normalised column names, raw values, and its position in the workbook.
+    """One input table: headers, data rows (raw cell values) and where they sit in the workbook.
 
-    Parameters
-    ----------
-    name : contract name of the table (``Segments``, ``Mailings`` ...).
-    sheet : worksheet holding it.
-    headers : header texts as the user typed them.
-    rows : data rows (raw cell values, ``None`` for empty cells).
-    header_row, first_column : 1-based position of the header's first cell.
-    excel_table : name of the Excel table (ListObject) when the data came from one.
+    ``row_numbers[i]`` is the Excel row of data row ``i``; ``column_numbers[j]`` the sheet column of
+    header ``j``. ``warnings`` collects what was read but deserves the user's attention.
     """
 
     name: str
@@ -56,6 +87,15 @@ class Table:
     header_row: int = 1
     first_column: int = 1
     excel_table: str | None = None
+    row_numbers: list[int] = field(default_factory=list)
+    column_numbers: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.row_numbers:
+            self.row_numbers = [self.header_row + 1 + i for i in range(len(self.rows))]
+        if not self.column_numbers:
+            self.column_numbers = [self.first_column + j for j in range(len(self.headers))]
 
     @classmethod
     def from_grid(
@@ -66,27 +106,81 @@ class Table:
         header_row: int = 1,
         first_column: int = 1,
         excel_table: str | None = None,
+        *,
+        hidden_rows: Iterable[int] = (),
+        merged: Iterable[tuple[int, int, int, int]] = (),
+        detect_totals: bool = False,
     ) -> Table:
-        """Build a table from a rectangular grid whose first row is the header.
+        """A table from a grid whose first row is the header (see the module's reading rules).
 
-        The header ends at its first blank cell; data ends at the first entirely blank row.
-        Text cells are stripped of stray spaces.
+        ``hidden_rows`` are Excel row numbers; ``merged`` holds merged ranges as (first row, first
+        column, last row, last column) in sheet coordinates. ``detect_totals`` skips a last row whose
+        first cell says Total (a range passed as ``Table[#All]``, which includes the totals row).
         """
+        table = cls(name, sheet, [], [], header_row, first_column, excel_table)
         if not grid:
-            return cls(name, sheet, [], [], header_row, first_column, excel_table)
-        headers: list[str] = []
-        for value in grid[0]:
-            if is_blank(value):
-                break
-            headers.append(str(value).strip())
-        width = len(headers)
-        rows: list[list[Any]] = []
-        for raw in grid[1:]:
-            row = [_clean(raw[j]) if j < len(raw) else None for j in range(width)]
-            if all(is_blank(v) for v in row):
-                break
-            rows.append(row)
-        return cls(name, sheet, headers, rows, header_row, first_column, excel_table)
+            return table
+        width = max(len(r) for r in grid)
+        cells = [[_clean(r[j]) if j < len(r) else None for j in range(width)] for r in grid]
+        header, body = cells[0], cells[1:]
+        if detect_totals and body and normalize(as_text(body[-1][0] or "")) in TOTALS_WORDS:
+            table.warnings.append(
+                f"{table.where()}: the last row ({display(body[-1][0])}) is a totals row and was not read as data."
+            )
+            body = body[:-1]
+        has_data = [any(not is_blank(row[j]) for row in body) for j in range(width)]
+        named = [j for j in range(width) if not is_blank(header[j])]
+        last_named = named[-1] if named else -1
+        keep: list[int] = []
+        for j in range(width):
+            if not is_blank(header[j]):
+                keep.append(j)
+                continue
+            if not has_data[j]:
+                continue
+            letter = column_letter(first_column + j)
+            anchor = _merge_anchor(merged, header_row, first_column + j)
+            if anchor is not None and anchor != first_column + j:
+                owner = header[anchor - first_column] if 0 <= anchor - first_column < width else None
+                raise InputError(
+                    f"the header cell {letter}{header_row} is merged into {column_letter(anchor)}{header_row}"
+                    f" ({display(owner)}), so column {letter} has data but no header of its own.",
+                    table=name,
+                    where=table.where(),
+                    fix=f"Unmerge the header cells and type a header in {letter}{header_row}.",
+                )
+            if j < last_named:
+                raise InputError(
+                    f"column {letter} has data but its header cell {letter}{header_row} is empty.",
+                    table=name,
+                    where=table.where(),
+                    fix=f"Type a header in {letter}{header_row}, or delete the column's values.",
+                )
+            table.warnings.append(
+                f"{table.where()}: column {letter} has values but no header in {letter}{header_row}; it was ignored."
+            )
+        table.headers = [
+            str(header[j]).strip() if not isinstance(header[j], float) else as_text(header[j]) for j in keep
+        ]
+        table.column_numbers = [first_column + j for j in keep]
+        blank_rows: list[int] = []
+        for i, raw in enumerate(body):
+            excel_row = header_row + 1 + i
+            if all(is_blank(v) for v in raw):
+                blank_rows.append(excel_row)
+                continue
+            table.rows.append([raw[j] for j in keep])
+            table.row_numbers.append(excel_row)
+        if blank_rows and table.rows and blank_rows[0] < table.row_numbers[-1]:
+            inside = [r for r in blank_rows if r < table.row_numbers[-1]]
+            table.warnings.append(f"{table.where()}: blank {rows_text(inside)} skipped; the rows below were read.")
+        hidden = sorted(r for r in set(hidden_rows) if r in set(table.row_numbers))
+        if hidden:
+            table.warnings.append(
+                f"{table.where()}: {rows_text(hidden)} hidden or filtered out in Excel; DMPlan read them like every "
+                "other row."
+            )
+        return table
 
     # ----------------------------------------------------------------- locations
     @property
@@ -105,18 +199,24 @@ class Table:
                 fix=f"Add a column headed {column!r} to the header row.",
             ) from None
 
+    def header_of(self, column: str) -> str:
+        """The header as the user typed it."""
+        return self.headers[self.index(column)] if self.has(column) else column
+
+    def cell(self, row: int, column: str) -> str:
+        """A1 address of data row ``row`` in ``column``."""
+        return f"{column_letter(self.column_numbers[self.index(column)])}{self.row_numbers[row]}"
+
     def where(self, row: int | None = None, column: str | None = None) -> str:
         """Human location, e.g. ``sheet 'Segments', table Segments, row 5, column 'prob_dm2' (cell C5)``."""
-        table = f"table {self.excel_table or self.name}"
-        text = f"sheet {self.sheet!r}, {table}"
-        excel_row = self.header_row + 1 + row if row is not None else None
+        text = f"sheet {self.sheet!r}, table {self.excel_table or self.name}"
+        excel_row = self.row_numbers[row] if row is not None and 0 <= row < len(self.row_numbers) else None
         if excel_row is not None:
             text += f", row {excel_row}"
         if column is not None:
-            text += f", column {column!r}"
-            if excel_row is not None and normalize(column) in self.columns:
-                letter = column_letter(self.first_column + self.columns.index(normalize(column)))
-                text += f" (cell {letter}{excel_row})"
+            text += f", column {self.header_of(column)!r}"
+            if excel_row is not None and self.has(column):
+                text += f" (cell {self.cell(row, column)})"  # type: ignore[arg-type]
         return text
 
     def error(
@@ -140,14 +240,37 @@ class Table:
         wanted = normalize(key)
         return next((i for i, v in enumerate(self.values(column)) if normalize(as_text(v)) == wanted), None)
 
+    def unreadable(self, value: Any, row: int, column: str) -> InputError | None:
+        """The error for a cell no reader may use: an Excel error or a formula without a saved value."""
+        error = excel_error(value)
+        if error is not None:
+            return self.error(
+                f"the cell shows the Excel error {error}.",
+                row,
+                column,
+                fix="Fix the formula or the value so the cell shows a proper value.",
+            )
+        if isinstance(value, NoValue):
+            return self.error(
+                f"the cell holds {display(value)}: the file was saved by a program that does not calculate.",
+                row,
+                column,
+                fix="Open the workbook in Excel and save it (Excel stores the formula's value), or type the value.",
+            )
+        return None
+
+    def text(self, row: int, column: str) -> str:
+        """A required text cell (ids, labels); numbers are accepted and shown without '.0'."""
+        value = self.rows[row][self.index(column)]
+        problem = self.unreadable(value, row, column)
+        if problem is not None:
+            raise problem
+        if is_blank(value):
+            raise self.error("the cell is empty.", row, column, fix="Enter a value.")
+        return as_text(value)
+
     def texts(self, column: str) -> list[str]:
-        """A required text column (ids, labels); numbers are accepted and shown without '.0'."""
-        out = []
-        for i, value in enumerate(self.values(column)):
-            if is_blank(value):
-                raise self.error("the cell is empty.", i, column, fix="Enter a value.")
-            out.append(as_text(value))
-        return out
+        return [self.text(i, column) for i in range(len(self.rows))]
 
     def ids(self, column: str) -> list[str]:
         """A text column whose values must be unique (case-insensitive)."""
@@ -157,7 +280,7 @@ class Table:
             key = normalize(value)
             if key in seen:
                 raise self.error(
-                    f"duplicate id {value!r} (also in row {self.header_row + 1 + seen[key]}).",
+                    f"duplicate id {display(value)} (also in row {self.row_numbers[seen[key]]}).",
                     i,
                     column,
                     fix="Give every row its own id.",
@@ -175,81 +298,77 @@ class Table:
         integer: bool = False,
         what: str = "number",
     ) -> list[float]:
-        """A numeric column. Blank cells take ``default`` (an error when it is None)."""
+        """A numeric column. Blank cells take ``default`` (an error when it is None).
+
+        ``what`` names the value in the fix ("probability", "count of customers"); the allowed range
+        is added from ``minimum``/``maximum``.
+        """
         if not self.has(column):
             if default is None:
                 self.index(column)  # raises the missing-column error
             return [float(default)] * len(self.rows)  # type: ignore[arg-type]
-        out = []
-        for i, value in enumerate(self.values(column)):
-            out.append(self._number(value, i, column, default, minimum, maximum, integer, what))
-        return out
+        j = self.index(column)
+        return [
+            self.number(
+                row[j], i, column, default=default, minimum=minimum, maximum=maximum, integer=integer, what=what
+            )
+            for i, row in enumerate(self.rows)
+        ]
 
-    def _number(
+    def number(
         self,
         value: Any,
         row: int,
         column: str,
-        default: float | None,
-        minimum: float | None,
-        maximum: float | None,
-        integer: bool,
-        what: str,
+        *,
+        default: float | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        integer: bool = False,
+        what: str = "number",
     ) -> float:
+        """One cell as a number, with the checks of :meth:`numbers` and located errors."""
+        allowed = range_text(minimum, maximum)
+        wanted = f"{what} {allowed}".strip()
+        problem = self.unreadable(value, row, column)
+        if problem is not None:
+            raise problem
         if is_blank(value):
             if default is None:
-                raise self.error("the cell is empty.", row, column, fix=f"Enter a {what}.")
+                raise self.error("the cell is empty.", row, column, fix=f"Enter a {wanted}.")
             return float(default)
-        number = as_number(value)
+        try:
+            number = as_number(value)
+        except TextNumberError as error:
+            hint = f" If you meant {error.suggestion}, type {error.suggestion}." if error.suggestion else ""
+            raise self.error(
+                f"{display(value)} has a decimal comma, which DMPlan does not guess at.",
+                row,
+                column,
+                fix=f"Type the number with a decimal point.{hint}",
+            ) from None
         if number is None:
-            raise self.error(f"{value!r} is not a number.", row, column, fix=f"Enter a {what}.")
+            raise self.error(f"{display(value)} is not a number.", row, column, fix=f"Enter a {wanted}.")
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            bounds = _bounds_text(minimum, maximum)
-            raise self.error(f"{number:g} is outside {bounds}.", row, column, fix=f"Enter a {what} {bounds}.")
+            problem_text = out_of_range(display(value), minimum, maximum, number)
+            raise self.error(problem_text, row, column, fix=f"Enter a {wanted}.")
         if integer and number != math.floor(number):
-            raise self.error(f"{number:g} is not a whole number.", row, column, fix="Enter a whole number.")
+            raise self.error(f"{display(value)} is not a whole number.", row, column, fix="Enter a whole number.")
         return number
 
 
-def _bounds_text(minimum: float | None, maximum: float | None) -> str:
-    if minimum is not None and maximum is not None:
-        return f"[{minimum:g}, {maximum:g}]"
-    if minimum is not None:
-        return f"the allowed range (at least {minimum:g})"
-    return f"the allowed range (at most {maximum:g})"
-
-
 def _clean(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, ExcelError):
         return value.strip()
     return value
 
 
-def as_number(value: Any) -> float | None:
-    """A cell value as a finite float, or None when it is not a number (text like '12%' is read)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Real):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip().replace(",", "")
-        scale = 1.0
-        if text.endswith("%"):
-            text, scale = text[:-1], 0.01
-        try:
-            number = float(text) * scale
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def as_text(value: Any) -> str:
-    """Ids typed as numbers (1, 1.0) become '1'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+def _merge_anchor(merged: Iterable[tuple[int, int, int, int]], row: int, column: int) -> int | None:
+    """The first column of the merged range covering (row, column), or None."""
+    for r0, c0, r1, c1 in merged:
+        if r0 <= row <= r1 and c0 <= column <= c1:
+            return c0
+    return None
 
 
 @dataclass
@@ -268,7 +387,10 @@ class Settings:
             name = normalize(key)
             if name in self._rows:
                 raise self.table.error(
-                    f"setting {key!r} is given twice.", i, "setting", fix="Keep one row per setting."
+                    f"setting {key!r} is given twice (also in row {self.table.row_numbers[self._rows[name]]}).",
+                    i,
+                    "setting",
+                    fix="Keep one row per setting.",
                 )
             self._rows[name] = i
 
@@ -304,23 +426,23 @@ class Settings:
             return default
         assert self.table is not None
         row = self._rows[normalize(key)]
-        return self.table._number(self.raw(key), row, "value", None, minimum, maximum, integer, f"number for {key!r}")
+        what = "whole number" if integer else "number"
+        return self.table.number(
+            self.raw(key), row, "value", minimum=minimum, maximum=maximum, integer=integer, what=f"{what} for {key!r}"
+        )
 
     def text(self, key: str, default: str | None = None) -> str | None:
-        return as_text(self.raw(key)) if self.has(key) else default
+        if not self.has(key):
+            return default
+        assert self.table is not None
+        return self.table.text(self._rows[normalize(key)], "value")
 
     def choice(self, key: str, options: Sequence[str], default: str) -> str:
         value = self.text(key)
         if value is None:
             return default
         if normalize(value) not in [normalize(o) for o in options]:
-            assert self.table is not None
-            raise self.table.error(
-                f"{value!r} is not a valid {key}.",
-                self._rows[normalize(key)],
-                "value",
-                fix=f"Use one of: {', '.join(options)}.",
-            )
+            raise self.error(key, f"{display(value)} is not a valid {key}.", fix=f"Use one of: {', '.join(options)}.")
         return normalize(value)
 
     def error(self, key: str, message: str, fix: str | None = None) -> InputError:

@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font
@@ -20,8 +23,9 @@ from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
-from dmplan.addin.tables import column_letter
-from dmplan.addin.workbook import save_atomically
+from dmplan.addin.cells import column_letter, normalize
+from dmplan.addin.mix_model import ACTIVITIES, FORMULATIONS, RULES, SOLVERS
+from dmplan.addin.workbook import check_target, save_atomically
 from dmplan.solver.coupon.book import book_csv
 
 TEMPLATE_FILES = {"coupon": "dm_plan.xlsx", "mix": "mix_plan.xlsx"}
@@ -178,23 +182,17 @@ def coupon_workbook(formulas: bool = True) -> Workbook:
 
 
 def mix_workbook(formulas: bool = True) -> Workbook:
-    from dmplan.addin import mix_io
-
-    wb = mix_io.template_workbook()
+    wb = mix_template_workbook()
     if formulas:
         add_mix_formulas(wb)
     return wb
 
 
 def demo_workbook(formulas: bool = False) -> Workbook:
-    """Both models in one workbook: the coupon tables and, when available, the mix tables."""
+    """Both models in one workbook: the coupon tables and the mix tables."""
     wb = coupon_workbook(formulas)
     wb["Instructions"]["A1"] = "DMPlan demo: direct-mail coupon plan and marketing-mix adjustment"
-    try:
-        from dmplan.addin import mix_io
-    except ImportError:
-        return wb
-    mix_io.add_mix_inputs(wb)
+    add_mix_inputs(wb)
     if formulas:
         add_mix_formulas(wb)
     return wb
@@ -329,21 +327,197 @@ def add_mix_formulas(wb: Workbook) -> None:
         )
 
 
-def write_template(model: str, path: Path) -> Path:
-    """Write the ``model`` template (``coupon``, ``mix`` or ``demo``) to ``path`` atomically."""
+# ------------------------------------------------------------------------------ marketing-mix template
+CHANNELS = {  # channel: (weekly spend level, return per unit of spend, brand weight, share that can be cut)
+    "TV": (12_000.0, 0.9, 1.0, 0.3),
+    "Radio": (3_000.0, 0.8, 0.6, 0.5),
+    "Search": (6_000.0, 1.6, 0.1, 0.6),
+    "Social": (4_000.0, 1.3, 0.4, 0.6),
+    "Display": (3_500.0, 1.0, 0.5, 0.6),
+    "Print": (2_000.0, 0.6, 0.5, 0.7),
+    "Email": (800.0, 2.0, 0.1, 0.5),
+}
+REGIONS = {"North": 1.0, "South": 1.2, "East": 0.9, "West": 1.1}
+WEEKS = 8
+MIX_HEADER = (
+    "activity",
+    "channel",
+    "region",
+    "week",
+    "brand_weight",
+    "baseline",
+    "min_spend",
+    "max_spend",
+    "min_change",
+    "a",
+    "b",
+    "c",
+)
+
+
+def example_activities(seed: int = 2101) -> list[list[Any]]:
+    """A seeded example: channels x regions x weeks with concave returns (diminishing returns)."""
+    rng = np.random.default_rng(seed)
+    rows: list[list[Any]] = []
+    for channel, (level, roi, brand, cut) in CHANNELS.items():
+        for region, size in REGIONS.items():
+            for week in range(1, WEEKS + 1):
+                s = round(level * size * rng.uniform(0.7, 1.3), -1)
+                low = round(s * (1 - cut * rng.uniform(0.6, 1.0)), -1)
+                high = round(s * rng.uniform(1.3, 2.0), -1)
+                b = round(roi * rng.uniform(0.8, 1.25), 4)
+                peak = s * rng.uniform(0.4, 2.0)  # the revenue of a change peaks at this increase
+                a = -b / (2 * peak)
+                c = round(s * roi * rng.uniform(1.8, 2.4), 2)  # revenue at the baseline spend
+                rows.append(
+                    [
+                        f"{channel}-{region}-W{week:02d}",
+                        channel,
+                        region,
+                        week,
+                        brand,
+                        s,
+                        low,
+                        high,
+                        round(0.1 * s, 2),
+                        float(f"{a:.6e}"),
+                        b,
+                        c,
+                    ]
+                )
+    return rows
+
+
+def example_rules(rows: list[list[Any]]) -> list[list[Any]]:
+    """Group rules per channel (80%-120% of baseline), per region (90%-110%) and a weighted brand rule."""
+    rules: list[list[Any]] = []
+    for channel in CHANNELS:
+        base = sum(r[5] for r in rows if r[1] == channel)
+        rules.append([f"{channel} total", "channel", channel, round(0.8 * base, 2), round(1.2 * base, 2), "spend"])
+    for region in REGIONS:
+        base = sum(r[5] for r in rows if r[2] == region)
+        rules.append([f"{region} total", "region", region, round(0.9 * base, 2), round(1.1 * base, 2), "spend"])
+    brand = sum(r[4] * r[5] for r in rows)
+    rules.append(["Brand reach kept", "brand_weight", None, round(0.97 * brand, 2), None, "spend"])
+    return rules
+
+
+def mix_settings() -> list[tuple[str, Any, str, DataValidation | None]]:
+    return [
+        ("budget_min_ratio", 0.99, "Mix: total new spend at least this share of the total baseline.", number_rule(0)),
+        ("budget_max_ratio", 1.01, "Mix: total new spend at most this share of the total baseline.", number_rule(0)),
+        ("budget_min", None, "Mix: absolute minimum total spend (instead of budget_min_ratio).", number_rule(0)),
+        ("budget_max", None, "Mix: absolute maximum total spend (instead of budget_max_ratio).", number_rule(0)),
+        (
+            "max_changes_ratio",
+            0.25,
+            "Mix: at most this share of the activities may change (0 to 1).",
+            number_rule(0, 1),
+        ),
+        ("max_changes", None, "Mix: at most this many activities may change (instead of the ratio).", number_rule(0)),
+        ("formulation", "misocp", "Mix: misocp (perspective cones, default) or miqp.", list_rule(FORMULATIONS)),
+        ("solver", "auto", "Mix: auto (fastest exact), oa, scip, ecos, gurobi or mosek.", list_rule(SOLVERS)),
+        ("gap", 0.0001, "Mix: relative optimality gap at which the solve stops (0.0001 = 0.01%).", number_rule(0, 1)),
+        ("time_limit", 60, "Seconds allowed per model run.", number_rule(0)),
+        ("pareto_points", 20, "Number of points of the Pareto sweep (2 to 200).", number_rule(2, 200, whole=True)),
+    ]
+
+
+MIX_INSTRUCTIONS = [
+    "Marketing-mix adjustment: a new spend for every activity (channel x region x week) that maximises the "
+    "revenue, with diminishing returns, subject to spend bounds, a budget, a minimum change, a cap on the number "
+    "of activities that change and business rules (Huang, Xu & Lim, arXiv 2101.03663).",
+    "Activities: activity id, baseline spend, min_spend, max_spend, min_change (a change is 0 or at least this "
+    "large), and the revenue of a spend change x: a x^2 + b x + c with a <= 0. Further columns (channel, region, "
+    "week, brand_weight ...) are attributes the rules can use.",
+    "Rules (optional): rule name, column, match, lower, upper, on. With a match value the rule sums the spend (or "
+    "the change, on = change) of the activities whose column equals it (case-insensitive); with a blank match "
+    "the column's numbers are weights. lower or upper may be blank.",
+    "Settings: budget_min_ratio / budget_max_ratio (share of the total baseline) or budget_min / budget_max; "
+    "max_changes_ratio or max_changes; formulation; solver; gap; time_limit; pareto_points.",
+    "Run: DMPlan > Solve workbook, or dmplan solve THIS_FILE.xlsx. Results: Mix Plan (plan and key figures), "
+    "Mix Budget (spend by channel and region, rule check), Mix Pareto (revenue against the number of changes).",
+]
+
+
+def add_mix_inputs(wb: Workbook, describe: bool = True) -> None:
+    """Add the Activities and Rules tables and the mix settings to ``wb`` (whose Settings may exist)."""
+    rows = example_activities()
+    ws = wb.create_sheet(ACTIVITIES)
+    add_table(ws, ACTIVITIES, MIX_HEADER, rows)
+    ws.column_dimensions["A"].width = 20
+    for r in range(2, len(rows) + 2):
+        for c in (6, 7, 8, 9, 12):
+            ws.cell(row=r, column=c).number_format = "#,##0.00"
+        ws.cell(row=r, column=10).number_format = "0.000E+00"
+    ws.freeze_panes = "B2"
+    ws = wb.create_sheet(RULES)
+    add_table(ws, RULES, ("rule", "column", "match", "lower", "upper", "on"), example_rules(rows))
+    ws.column_dimensions["A"].width = 20
+    for r in range(2, 2 + len(CHANNELS) + len(REGIONS) + 2):
+        for c in (4, 5):
+            ws.cell(row=r, column=c).number_format = "#,##0.00"
+    _extend_settings(wb, mix_settings())
+    if describe and "Instructions" in wb.sheetnames:
+        _extend_instructions(wb["Instructions"])
+
+
+def _extend_instructions(ws: Any) -> None:
+    row = ws.max_row + 2
+    ws.cell(row=row, column=1, value="Marketing-mix adjustment").font = Font(bold=True, size=13)
+    for i, line in enumerate(MIX_INSTRUCTIONS):
+        cell = ws.cell(row=row + 1 + i, column=1, value=line)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.column_dimensions["A"].width = 110
+
+
+def _extend_settings(wb: Workbook, rows: list[tuple[str, Any, str, DataValidation | None]]) -> None:
+    """Append the mix rows missing from the Settings table (and grow its Excel table ref)."""
+    if "Settings" not in wb.sheetnames:
+        settings_table(wb, rows)
+        return
+    ws = wb["Settings"]
+    table = ws.tables["Settings"]
+    first, last = table.ref.split(":")
+    last_row = int(re.sub(r"[A-Z]", "", last))
+    present = {normalize(ws.cell(row=r, column=1).value) for r in range(2, last_row + 1)}
+    added = 0
+    for key, value, help_text, validation in rows:
+        if normalize(key) in present:
+            continue
+        r = last_row + 1 + added
+        added += 1
+        ws.cell(row=r, column=1, value=key)
+        ws.cell(row=r, column=2, value=value)
+        ws.cell(row=r, column=3, value=help_text)
+        describe_setting(wb, ws, r, key, help_text, validation)
+    table.ref = f"{first}:{re.sub(r'[0-9]', '', last)}{last_row + added}"
+
+
+def mix_template_workbook() -> Workbook:
+    wb = Workbook()
+    instructions(wb.active, "DMPlan: marketing-mix adjustment", MIX_INSTRUCTIONS)
+    wb.active.title = "Instructions"
+    add_mix_inputs(wb, describe=False)
+    return wb
+
+
+def write_template(model: str, path: Path, replace: bool = False) -> Path:
+    """Write the ``model`` template (``coupon``, ``mix`` or ``demo``) to ``path`` atomically; an existing
+    file is replaced only with ``replace``."""
     builders = {"coupon": coupon_workbook, "mix": mix_workbook, "demo": demo_workbook}
     if model not in builders:
         raise ValueError(f"unknown template {model!r}; use one of {', '.join(builders)}")
+    check_target(path, replace=replace)  # before building: a refusal costs nothing
     wb = builders[model]()
     if "Instructions" in wb.sheetnames:
         fit_wrapped_rows(wb["Instructions"])
-    save_atomically(wb, path)
+    save_atomically(wb, path, replace=replace)
     return path
 
 
 def fit_wrapped_rows(ws: Worksheet, chars_per_line: float = 1.1, line_height: float = 15.0) -> None:
     """Row heights for wrapped text in column A (neither Excel nor LibreOffice grows them for a written file)."""
-    import math
 
     width = ws.column_dimensions["A"].width or 10
     for row in ws.iter_rows(min_col=1, max_col=1):

@@ -7,7 +7,7 @@ row and column of bad input. They never raise and never start a process.
 
 They reuse the file path's parsing: each range argument becomes an :class:`dmplan.addin.tables.Table`
 (``Table.from_grid``) and the scalar arguments a synthesized ``Settings`` table, handed to the models'
-own readers (:func:`dmplan.addin.coupon_io.read_input`, ``dmplan.addin.mix_io.read_input``) through an in-memory
+own readers (:func:`dmplan.addin.coupon_model.read_input`, ``dmplan.addin.mix_model.read_input``) through an in-memory
 :class:`ArgumentSource`. Only the error locations differ: they name the formula argument and the row
 within its range (the header is row 1).
 
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from dmplan.addin.run import RunOptions
-from dmplan.addin.tables import Table, as_number, is_blank, normalize
+from dmplan.addin.cells import TextNumberError, as_number, is_blank, normalize
+from dmplan.addin.contract import RunOptions
+from dmplan.addin.tables import Table
 from dmplan.solver.common import InputError
 
 PREFIX = "#DMPLAN!"
@@ -42,7 +43,7 @@ class ArgumentTable(Table):
     def where(self, row: int | None = None, column: str | None = None) -> str:
         text = f"{self.argument or self.name} argument"
         if row is not None:
-            text += f", row {self.header_row + 1 + row} of the range"
+            text += f", row {self.row_numbers[row] if 0 <= row < len(self.row_numbers) else row + 2} of the range"
         if column is not None:
             text += f", column {column}"
         return text
@@ -58,7 +59,8 @@ class SettingsArguments(ArgumentTable):
 
 
 def argument_table(name: str, argument: str, grid: Any) -> ArgumentTable:
-    table = ArgumentTable.from_grid(name, SHEET, as_grid(grid))
+    """A table from a range argument; a totals row (a range passed as ``Table[#All]``) is left out."""
+    table = ArgumentTable.from_grid(name, SHEET, as_grid(grid), detect_totals=True)
     assert isinstance(table, ArgumentTable)
     table.argument = argument
     return table
@@ -81,7 +83,7 @@ def settings_arguments(values: Sequence[tuple[str, str, Any]]) -> SettingsArgume
 
 
 class ArgumentSource:
-    """:class:`dmplan.addin.run.TableSource` over tables built from formula arguments."""
+    """:class:`dmplan.addin.contract.TableSource` over tables built from formula arguments."""
 
     def __init__(self, tables: dict[str, Table]) -> None:
         self.tables = {normalize(k): v for k, v in tables.items()}
@@ -126,13 +128,15 @@ def error_text(error: Exception) -> Grid:
 
 
 def _number(value: Any) -> float | None:
-    number = as_number(scalar(value))
-    return number
+    try:
+        return as_number(scalar(value))
+    except TextNumberError:
+        return None  # the model's reader reports it with its location
 
 
 # --------------------------------------------------------------------------- coupon
 def _coupon_input(segments: Any, mailings: Any, settings: Sequence[tuple[str, str, Any]], min_share: Any = None) -> Any:
-    from dmplan.addin import coupon_io
+    from dmplan.addin import coupon_model
 
     seg = argument_table("Segments", "segments", segments)
     mail = argument_table("Mailings", "mailings", mailings)
@@ -151,7 +155,7 @@ def _coupon_input(segments: Any, mailings: Any, settings: Sequence[tuple[str, st
     share = _override_min_share(args, mail)
     if share is not None:
         _set_column(mail, "min_share", share)
-    return coupon_io.read_input(ArgumentSource({"Segments": seg, "Mailings": mail, "Settings": args}))
+    return coupon_model.read_input(ArgumentSource({"Segments": seg, "Mailings": mail, "Settings": args}))
 
 
 def _override_min_share(args: SettingsArguments, mailings: Table) -> float | None:
@@ -236,12 +240,8 @@ def dmpareto_udf(
 # --------------------------------------------------------------------------- marketing mix
 def mix_input(activities: Any, budget_max: Any, max_changes: Any, rules: Any = None, budget_min: Any = None) -> Any:
     """The mix model's input read by its own reader from the formula arguments."""
-    try:
-        from dmplan.addin import mix_io
-    except ImportError:
-        raise InputError(
-            "the marketing-mix model is not installed with this copy of DMPlan.", fix="Update DMPlan."
-        ) from None
+    from dmplan.addin import mix_model
+
     tables: dict[str, Table] = {"Activities": argument_table("Activities", "activities", activities)}
     if not tables["Activities"].headers:
         raise tables["Activities"].error("the range is empty.", fix="Select the table including its header row.")
@@ -253,10 +253,9 @@ def mix_input(activities: Any, budget_max: Any, max_changes: Any, rules: Any = N
             ("budget_max", "budget_max", budget_max),
             ("max_changes", "max_changes", max_changes),
             ("budget_min", "budget_min", budget_min),
-            ("time_limit", "time_limit", MIX_TIME_LIMIT),
         ]
     )
-    return mix_io.read_input(ArgumentSource(tables), RunOptions())
+    return mix_model.read_input(ArgumentSource(tables), RunOptions())
 
 
 def region(change: float, scale: float) -> str:
@@ -277,7 +276,7 @@ def mixplan_udf(activities: Any, budget_max: Any, max_changes: Any, rules: Any =
         data = mix_input(activities, budget_max, max_changes, rules, budget_min)
         problem = data.problem
         result = solve(
-            problem, solver=data.solver, formulation=data.formulation, time_limit=data.time_limit, gap=data.gap
+            problem, solver=data.solver, formulation=data.formulation, time_limit=MIX_TIME_LIMIT, gap=data.gap
         )
         cert = result.certificate
         if result.change is None:
@@ -296,7 +295,7 @@ def mixplan_udf(activities: Any, budget_max: Any, max_changes: Any, rules: Any =
 
 
 # --------------------------------------------------------------------------- xlwings wrappers
-# Registered by the add-in through addin.xl (its UDF module). Ranges arrive as 2-D lists (ndim=2) and the
+# Registered through the add-in's UDF module, dmplan. Ranges arrive as 2-D lists (ndim=2) and the
 # result spills as a dynamic array; on Excel without dynamic arrays only the top-left value shows.
 import xlwings as xw  # noqa: E402  (kept below the pure functions, which the tests call without Excel)
 

@@ -1,20 +1,26 @@
-"""The live-Excel side of DMPlan: a thin xlwings adapter over :mod:`dmplan.addin.run`.
+"""The live-Excel side of DMPlan: a thin xlwings layer over :mod:`dmplan.addin.pipeline`.
 
 The ribbon button of ``dmplan.xlam`` (and the button of the standalone demo workbook) runs
-``dmplan.main()`` -> :func:`main` here. It reads the caller workbook's tables through
-xlwings (:class:`XlwingsSource`), solves them with the same :func:`dmplan.addin.run.solve_source`
-the command line uses, and renders the same :class:`dmplan.addin.sheets.SheetSpec` result sheets
-through the xlwings API (:func:`write_sheets`).
+``dmplan.main()`` -> :func:`main` here. It reads the caller workbook's tables through xlwings
+(:class:`XlwingsSource`), solves them with the same :func:`dmplan.addin.pipeline.solve_source` the
+command line uses, and writes the same :class:`dmplan.addin.sheets.SheetSpec` result sheets where
+the same :func:`dmplan.addin.pipeline.write_plan` puts them (:func:`write_sheets`).
 
-Everything goes through the ordinary xlwings object model, so the same code runs on desktop
-Excel (Windows/macOS) and on xlwings' remote engine, which the tests use to run it without
-Excel. Calls the remote engine lacks (status bar, some formatting) are guarded.
+Everything goes through the ordinary xlwings object model, so the same code runs on desktop Excel
+(Windows/macOS) and on xlwings' remote engine, which the tests use to run it without Excel.
+
+What this writer does differently from the file path (:mod:`dmplan.addin.workbook`), on purpose:
+
+* charts take whole columns (xlwings' chart API): a series limited to some rows, such as a single
+  highlighted point, is left out; the file path draws it;
+* formatting an engine lacks (status bar, fonts on the remote engine) is skipped, never fatal;
+* sheets are built under temporary names and swapped in only when all are written, since a live
+  workbook has no "save to a temporary file" step.
 
 Settings (see :func:`read_config`) come from the documented xlwings config layers: a sheet
-``myaddin.conf`` (or ``xlwings.conf``) in the workbook, a ``myaddin.conf`` file beside it,
-the user file ``~/.myaddin/myaddin.conf`` (the add-in's VBA project name is ``myaddin``) or
-``~/.xlwings/xlwings.conf``. Keys: ``solver`` and ``time_limit``; a workbook's own Settings
-table wins over them.
+``myaddin.conf`` (or ``xlwings.conf``) in the workbook, a ``myaddin.conf`` file beside it, the user
+file ``~/.myaddin/myaddin.conf`` (the add-in's VBA project name is ``myaddin``) or
+``~/.xlwings/xlwings.conf``. Keys: ``solver`` and ``time_limit``; a workbook's own Settings table wins.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ from typing import Any
 
 import xlwings as xw
 
-from dmplan.addin.run import ModelRun, NoModelError, RunOptions, TableSource, models_present, solve_source
-from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value
-from dmplan.addin.tables import Settings, Table, as_number, column_letter, is_blank, normalize
+from dmplan.addin.cells import column_letter, is_blank, normalize
+from dmplan.addin.contract import ModelRun, NoModelError, RunOptions, TableSource
+from dmplan.addin.pipeline import Defaults, input_table_names, models_present, solve_source, write_plan
+from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
+from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value, resolve_refs
+from dmplan.addin.tables import Table
 from dmplan.solver.common import InputError, Progress
 
 TITLE = "DMPlan"
@@ -46,22 +55,12 @@ TEMP_PREFIX = "~dmplan"
 #: Excel table names are unique in a workbook: new tables get this prefix until the old sheet is gone.
 TEMP_TABLE_PREFIX = "dmplan_new_"
 POINTS_PER_CM = 72 / 2.54
-#: Sheets that are never overwritten even when a model does not list them as inputs.
-ALWAYS_PROTECTED = ("Settings", "Customers", "Rules", *CONFIG_SHEETS)
-
-
-class XlwingsError(InputError):
-    """The live workbook cannot take the result (e.g. a result name clashes with an input sheet)."""
 
 
 # --------------------------------------------------------------------------- reading
 class XlwingsSource:
-    """:class:`dmplan.addin.run.TableSource` over a live workbook: Excel tables first, then sheets of that name.
-
-    Mirrors :class:`dmplan.addin.workbook.FileSource`: an Excel table (ListObject) called ``name``
-    anywhere in the book, else a sheet called ``name`` with its header in row 1. Each table
-    is read once per run.
-    """
+    """:class:`dmplan.addin.contract.TableSource` over a live workbook: Excel tables first, then sheets
+    of that name. An Excel table is its header and data body (a totals row is not data)."""
 
     def __init__(self, book: Any) -> None:
         self.book = book
@@ -81,8 +80,15 @@ class XlwingsSource:
         for sheet in self.book.sheets:
             for excel_table in sheet.tables:
                 if normalize(excel_table.name) == wanted:
-                    rng = excel_table.range
-                    return Table.from_grid(name, sheet.name, _grid(rng), rng.row, rng.column, excel_table.name)
+                    header = excel_table.header_row_range
+                    if header is None:
+                        raise InputError(
+                            f"sheet {sheet.name!r}, table {excel_table.name}: the table has no header row.",
+                            fix="Turn on its Header Row (Table Design > Header Row) and name the columns.",
+                        )
+                    body = excel_table.data_body_range
+                    grid = _grid(header) + (_grid(body) if body is not None else [])
+                    return Table.from_grid(name, sheet.name, grid, header.row, header.column, excel_table.name)
         for sheet in self.book.sheets:
             if normalize(sheet.name) == wanted:
                 last = sheet.used_range.last_cell
@@ -92,68 +98,65 @@ class XlwingsSource:
 
 
 def _grid(rng: Any) -> list[list[Any]]:
-    """Cell values as a 2-D list; Excel errors (#N/A ...) as their text so messages can show them."""
+    """Cell values as a 2-D list; Excel errors (#N/A ...) as their text, which the readers treat as errors."""
     values = rng.options(ndim=2, err_to_str=True).value
     return [list(row) for row in values or []]
 
 
 # --------------------------------------------------------------------------- writing
-def write_sheets(book: Any, specs: Sequence[SheetSpec], protected: Sequence[str] = ()) -> list[str]:
-    """Replace (or add) each result sheet of ``specs`` in the live ``book``; returns the sheet names.
+def existing_sheets(book: Any) -> list[ExistingSheet]:
+    """Every sheet with its position, its result marker (if any) and its title cell A1."""
+    out = []
+    for index, sheet in enumerate(book.sheets):
+        marker = None
+        for name in sheet.names:
+            if name.name.split("!")[-1] == MARKER:
+                marker = parse_marker(name.refers_to)
+        title = sheet.range("A1").value
+        out.append(ExistingSheet(index, sheet.name, marker, title if isinstance(title, str) else None))
+    return out
 
-    Every sheet is first written completely under a temporary name; only when all of them
-    are written are the old result sheets deleted and the new ones renamed, so a failure
-    leaves the previous results in place (and removes the partial ones). A spec naming an
-    input sheet (``protected``) is refused before anything is written.
+
+def taken_names(book: Any) -> list[str]:
+    names = [t.name for sheet in book.sheets for t in sheet.tables]
+    names += [n.name.split("!")[-1] for n in book.names if n.name.split("!")[-1] != MARKER]
+    return names
+
+
+def write_sheets(book: Any, plan: WritePlan) -> list[str]:
+    """Carry out ``plan`` in the live ``book``; returns the written sheet names.
+
+    Every sheet is first written completely under a temporary name, after the sheet it replaces (or
+    at the end); only when all are written are the earlier result sheets deleted and the new ones
+    renamed, so a failure leaves the previous results in place (and removes the partial ones).
+    Formulas refer to the other new sheets by their temporary names, which Excel updates on rename.
     """
-    guarded = {normalize(n) for n in (*protected, *ALWAYS_PROTECTED)}
-    for spec in specs:
-        if normalize(spec.name) in guarded:
-            raise XlwingsError(
-                f"result sheet {spec.name!r} would replace an input sheet.",
-                fix="Rename your input sheet; DMPlan writes its results to sheets of that name.",
-            )
-    _check_table_names(book, specs)
-    written: list[tuple[SheetSpec, Any]] = []
+    written: list[tuple[Any, Any]] = []
+    temp_names = {p.name: _temp_name(book, i) for i, p in enumerate(plan.placements)}
     try:
-        for i, spec in enumerate(specs):
-            old = _find_sheet(book, spec.name)
+        for placement in plan.placements:
+            old = _find_sheet(book, placement.replaces) if placement.replaces else None
             anchor = old if old is not None else book.sheets[len(book.sheets) - 1]
-            sheet = book.sheets.add(name=_temp_name(book, i), after=anchor)
-            written.append((spec, sheet))
-            render_sheet(sheet, spec)
+            sheet = book.sheets.add(name=temp_names[placement.name], after=anchor)
+            written.append((placement, sheet))
+            roles = {role: temp_names[name] for (model, role), name in plan.names.items() if model == placement.model}
+            tables = {k: TEMP_TABLE_PREFIX + v for k, v in placement.tables.items()}
+            render_sheet(sheet, placement.spec, tables, roles)
     except BaseException:
         for _, sheet in written:
             _cosmetic(sheet.delete)
         raise
-    for spec, sheet in written:
-        old = _find_sheet(book, spec.name)
+    for name in plan.remove:
+        old = _find_sheet(book, name)
         if old is not None:
             old.delete()
-        sheet.name = spec.name
+    for placement, sheet in written:
+        sheet.name = placement.name
         for excel_table in sheet.tables:
             if excel_table.name.startswith(TEMP_TABLE_PREFIX):
                 excel_table.name = excel_table.name[len(TEMP_TABLE_PREFIX) :]
-    return [spec.name for spec in specs]
-
-
-def _check_table_names(book: Any, specs: Sequence[SheetSpec]) -> None:
-    """Refuse result tables whose names a table on another (e.g. input) sheet already uses."""
-    replaced = {spec.name.casefold() for spec in specs}
-    taken = {
-        normalize(t.name): sheet.name
-        for sheet in book.sheets
-        if sheet.name.casefold() not in replaced
-        for t in sheet.tables
-    }
-    for spec in specs:
-        for block in spec.blocks:
-            if block.table_name and normalize(block.table_name) in taken:
-                raise XlwingsError(
-                    f"result table {block.table_name!r} of sheet {spec.name!r} has the name of a table "
-                    f"on sheet {taken[normalize(block.table_name)]!r}.",
-                    fix="Rename that table (Table Design > Table Name); DMPlan names its result tables so.",
-                )
+        sheet.names.add(MARKER, f'="{placement.marker}"')
+    return [placement.name for placement, _ in written]
 
 
 def _find_sheet(book: Any, name: str) -> Any | None:
@@ -171,7 +174,9 @@ def _temp_name(book: Any, i: int) -> str:
     return f"{TEMP_PREFIX}{n}"
 
 
-def render_sheet(sheet: Any, spec: SheetSpec) -> None:
+def render_sheet(
+    sheet: Any, spec: SheetSpec, tables: dict[str, str] | None = None, sheets: dict[str, str] | None = None
+) -> None:
     """Write one result sheet: title, notes, blocks (values, formats, Excel tables), widths, charts."""
     title = sheet.range("A1")
     title.value = spec.title
@@ -183,7 +188,7 @@ def render_sheet(sheet: Any, spec: SheetSpec) -> None:
         _cosmetic(setattr, cell.font, "italic", True)
         _cosmetic(setattr, cell.font, "color", NOTE_FONT_COLOR)
     for block in spec.blocks:
-        render_block(sheet, block)
+        render_block(sheet, block, (tables or {}).get(block.table_name or ""), sheets or {})
     for col, width in spec.column_widths.items():
         letter = column_letter(col)
         _cosmetic(setattr, sheet.range(f"{letter}:{letter}"), "column_width", width)
@@ -191,13 +196,13 @@ def render_sheet(sheet: Any, spec: SheetSpec) -> None:
         _cosmetic(add_chart, sheet, chart)
 
 
-def render_block(sheet: Any, block: Block) -> None:
+def render_block(sheet: Any, block: Block, table_name: str | None = None, sheets: dict[str, str] | None = None) -> None:
     if block.title:
         cell = sheet.range((block.top, block.left))
         cell.value = block.title
         cell.font.bold = True
     width = len(block.header)
-    grid = [list(block.header), *[[cell_value(v) for v in row] for row in block.rows]]
+    grid = [list(block.header), *[[cell_value(resolve_refs(v, sheets or {})) for v in row] for row in block.rows]]
     sheet.range((block.header_row, block.left)).value = grid
     header = sheet.range((block.header_row, block.left), (block.header_row, block.left + width - 1))
     header.font.bold = True
@@ -218,7 +223,7 @@ def render_block(sheet: Any, block: Block) -> None:
     if block.table_name and block.rows:
         sheet.tables.add(
             source=sheet.range(block.ref),
-            name=TEMP_TABLE_PREFIX + block.table_name,
+            name=table_name or TEMP_TABLE_PREFIX + block.table_name,
             table_style_name=TABLE_STYLE,
             has_headers=True,
         )
@@ -342,29 +347,16 @@ def read_config(book: Any) -> dict[str, tuple[Any, str]]:
     return merged
 
 
-def run_options(book: Any, source: TableSource, progress: Callable[[Progress], None] | None = None) -> RunOptions:
-    """RunOptions from the xlwings config; a value the workbook's Settings table gives is left to it."""
+def config_defaults(book: Any) -> Defaults:
+    """The add-in's config as the pipeline's defaults (a workbook's own Settings table wins over them)."""
     config = read_config(book)
-    settings_table = source.table("Settings")
-    try:
-        settings = Settings(settings_table)
-    except InputError:
-        settings = Settings(None)  # the adapter reports a broken Settings table with its location
-    time_limit: float | None = None
-    solver: str | None = None
-    if "time_limit" in config and not settings.has("time_limit"):
-        value, where = config["time_limit"]
-        number = as_number(value)
-        if number is None or number <= 0:
-            raise InputError(
-                f"time_limit {value!r} is not a positive number of seconds.",
-                where=where,
-                fix="Enter the time limit in seconds, e.g. 60.",
-            )
-        time_limit = number
-    if "solver" in config and not settings.has("solver"):
-        solver = str(config["solver"][0]).strip()
-    return RunOptions(time_limit=time_limit, solver=solver, progress=progress)
+    time_limit, solver = config.get("time_limit"), config.get("solver")
+    where = {key: value[1] for key, value in config.items()}
+    return Defaults(
+        time_limit=time_limit[0] if time_limit else None,
+        solver=str(solver[0]).strip() if solver and not is_blank(solver[0]) else None,
+        where=where,
+    )
 
 
 # --------------------------------------------------------------------------- status and messages
@@ -482,10 +474,9 @@ def offer_template(book: Any, reason: str) -> None:
 
 # --------------------------------------------------------------------------- ribbon entry point
 def input_sheets(source: TableSource) -> list[str]:
-    """Sheets holding the models' input tables: never written to."""
-    names = {t for adapter in models_present(source) for t in adapter.input_tables} | set(ALWAYS_PROTECTED)
-    sheets = []
-    for name in sorted(names):
+    """Sheets holding the models' input tables, and the config sheets: never written to."""
+    sheets = list(CONFIG_SHEETS)
+    for name in sorted(input_table_names(models_present(source))):
         table = source.table(name)
         if table is not None:
             sheets.append(table.sheet)
@@ -502,10 +493,10 @@ def solve_book(book: Any, status: StatusBar | None = None) -> list[ModelRun]:
     status = status or StatusBar(book.app)
     source = XlwingsSource(book)
     status.show(f"{TITLE}: reading the workbook…")
-    options = run_options(book, source, status.progress)
-    runs = solve_source(source, options)
+    runs = solve_source(source, RunOptions(progress=status.progress), config_defaults(book))
     status.show(f"{TITLE}: writing the results…")
-    written = write_sheets(book, [s for run in runs for s in run.sheets], protected=input_sheets(source))
+    plan = write_plan(runs, existing_sheets(book), taken_names(book), input_sheets(source))
+    written = write_sheets(book, plan)
     status.show(summary_text(runs, written))
     return runs
 
@@ -531,16 +522,6 @@ def main(book: Any | None = None) -> None:
         return
     unsolved = [run for run in runs if not run.status.has_plan]
     if unsolved:
-        text = "\n".join(f"{run.model}: {run.status.value}" for run in unsolved)
+        text = "\n".join(f"{run.model}: {run.status.value}: {run.reason or ''}" for run in unsolved)
         alert(book, f"No plan for:\n{text}\n\nThe result sheets explain why.", mode="critical")
     # the summary stays in the status bar until Excel's next action replaces it
-
-
-# --------------------------------------------------------------------------- worksheet functions
-# The UDFs of issue 4 (=DMPLAN, =DMPARETO, =MIXPLAN) live in addin.udf: pure functions over what Excel
-# passes, wrapped with @xw.func there. They are imported here so that this module (the add-in's entry
-# module) is the one to register: UDF Modules = addin.xl (or dmplan) in the add-in's config, then
-# "Import Functions". They run in-process, no subprocess per call.
-from dmplan.addin.udf import DMPARETO, DMPLAN, MIXPLAN  # noqa: E402
-
-UDFS = (DMPLAN, DMPARETO, MIXPLAN)

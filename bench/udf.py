@@ -97,23 +97,21 @@ def run(args: argparse.Namespace) -> int:
             args.mix_repeats,
         )
     )
-    try:
-        from dmplan.addin import mix_io
-    except ImportError:
-        mix_io = None  # type: ignore[assignment]
-    if mix_io is not None:
-        rows = mix_io.example_activities()
-        activities = [list(mix_io.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
-        rules = [["rule", "column", "match", "lower", "upper", "on"], *mix_io.example_rules(rows)]
-        total = sum(r[5] for r in rows)
-        cases.append(
-            (
-                "MIXPLAN",
-                f"mix template: {len(rows)} activities, {len(rules) - 1} rules, K=25%",
-                lambda: udf.mixplan_udf(activities, 1.01 * total, float(len(rows) // 4), rules, 0.99 * total),
-                args.mix_repeats,
-            )
+    from dmplan.addin import templates
+
+    # the mix template's own tables
+    rows = templates.example_activities()
+    activities = [list(templates.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
+    rules = [["rule", "column", "match", "lower", "upper", "on"], *templates.example_rules(rows)]
+    total = sum(r[5] for r in rows)
+    cases.append(
+        (
+            "MIXPLAN",
+            f"mix template: {len(rows)} activities, {len(rules) - 1} rules, K=25%",
+            lambda: udf.mixplan_udf(activities, 1.01 * total, float(len(rows) // 4), rules, 0.99 * total),
+            args.mix_repeats,
         )
+    )
     failed = False
     for name, what, call, repeats in cases:
         times, out = timings(call, repeats)

@@ -33,6 +33,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dmplan' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """xlwings finds worksheet functions through ``dir(module)``: list the lazy ones too."""
+    return sorted({*globals(), *_UDFS})
+
+
 def main() -> None:
     """Ribbon button: solve every model the active workbook holds and write the result sheets."""
     from dmplan.addin.xl import main as xl_main

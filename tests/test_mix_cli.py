@@ -99,22 +99,28 @@ BAD_INPUTS: list[tuple[str, Edit, list[str]]] = [
     (
         "negative minimum change",
         _cell("Activities", "I5", -10),
-        ["sheet 'Activities'", "row 5", "column 'min_change'", "negative", "Use a value >= 0"],
+        [
+            "sheet 'Activities'",
+            "row 5",
+            "column 'min_change'",
+            "below the smallest value allowed, 0",
+            "minimum change of 0 or more",
+        ],
     ),
     (
         "max_changes above n",
         _setting("max_changes", 1000, clear="max_changes_ratio"),
-        ["sheet 'Settings'", "column 'value'", "outside 0..224", "whole number from 0 to 224"],
+        ["sheet 'Settings'", "column 'value'", "not a whole number between 0 and 224", "whole number from 0 to 224"],
     ),
     (
         "max_changes negative",
         _setting("max_changes", -1, clear="max_changes_ratio"),
-        ["sheet 'Settings'", "column 'value'", "outside 0..224"],
+        ["sheet 'Settings'", "column 'value'", "not a whole number between 0 and 224"],
     ),
     (
         "max_changes_ratio above 1",
         _setting("max_changes_ratio", 1.5),
-        ["sheet 'Settings'", "column 'value'", "max_changes_ratio 1.5 is outside 0..1"],
+        ["sheet 'Settings'", "column 'value'", "max_changes_ratio 1.5 is not between 0 and 1"],
     ),
     (
         "rule names a missing column",
@@ -212,8 +218,10 @@ def test_template_command_writes_the_mix_template(tmp_path: Path, capsys: pytest
 def test_summary_json_has_the_mix_fields(template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _edited(template, tmp_path, _setting("pareto_points", 5))
     out, js = tmp_path / "out.xlsx", tmp_path / "summary.json"
-    # a coupon solver name is not a mix backend: ignored, like coupon_io ignores mix names
-    assert cli.main(["solve", str(path), "-o", str(out), "--summary-json", str(js), "-q", "--solver", "highs"]) == 0
+    # a coupon solver name on a workbook without a coupon model is refused before anything runs
+    assert cli.main(["solve", str(path), "-o", str(out), "--summary-json", str(js), "-q", "--solver", "highs"]) == 2
+    assert not out.exists() and not js.exists()
+    assert cli.main(["solve", str(path), "-o", str(out), "--summary-json", str(js), "-q", "--solver", "oa"]) == 0
     models = json.loads(js.read_text())["models"]
     assert [m["model"] for m in models] == ["mix"]
     s = models[0]
@@ -267,7 +275,7 @@ def test_demo_solves_both_models_and_the_mix_is_not_stuck_at_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: after the coupon model's HiGHS runs, the mix solve claimed the baseline optimal."""
-    from dmplan.addin import mix_io, workbook
+    from dmplan.addin import mix_model, workbook
     from dmplan.solver.mix import solve
 
     js = tmp_path / "demo.json"
@@ -276,6 +284,6 @@ def test_demo_solves_both_models_and_the_mix_is_not_stuck_at_baseline(
     assert coupon["model"] == "coupon" and mix["model"] == "mix"
     assert mix["status"] == "optimal" and mix["changes"] > 0 and mix["objective"] > mix["baseline_revenue"]
     source = workbook.FileSource(workbook.load(tmp_path / "demo.xlsx", data_only=True))
-    alone = solve(mix_io.read_input(source).problem)
+    alone = solve(mix_model.read_input(source).problem)
     assert alone.objective is not None and alone.bound is not None
     assert mix["objective"] <= alone.bound * (1 + 1e-9) and alone.objective <= mix["bound"] * (1 + 1e-9)

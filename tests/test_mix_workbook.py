@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from dmplan.addin import mix_io, templates, workbook
-from dmplan.addin.run import ModelRun, solve_file
+from dmplan.addin import mix_model, templates, workbook
+from dmplan.addin.contract import ModelRun, RunOptions
+from dmplan.addin.pipeline import resolve_options, solve_file
 from dmplan.solver.common import Status
 from dmplan.solver.mix import check_plan
 from tests import libreoffice
 
-N = len(mix_io.CHANNELS) * len(mix_io.REGIONS) * mix_io.WEEKS
+N = len(templates.CHANNELS) * len(templates.REGIONS) * templates.WEEKS
 
 
-def _read(path: Path) -> mix_io.MixInput:
-    return mix_io.read_input(workbook.FileSource(workbook.load(path, data_only=True)))
+def _read(path: Path) -> mix_model.MixInput:
+    return mix_model.read_input(workbook.FileSource(workbook.load(path, data_only=True)))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def solved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ModelR
     folder = tmp_path_factory.mktemp("mix")
     book = templates.write_template("mix", folder / "mix.xlsx")
     out = folder / "mix-solved.xlsx"
-    runs = solve_file(book, out)
+    runs = solve_file(book, out).runs
     assert [r.model for r in runs] == ["mix"]
     return book, out, runs[0]
 
@@ -51,11 +52,12 @@ def _kpis(ws: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- reading
 def test_template_reads_to_the_expected_problem(tmp_path: Path) -> None:
-    data = _read(templates.write_template("mix", tmp_path / "mix.xlsx"))
+    template = templates.write_template("mix", tmp_path / "mix.xlsx")
+    data = _read(template)
     p = data.problem
-    rows = mix_io.example_activities()
+    rows = templates.example_activities()
     assert p.n == N == len(rows) == 224
-    assert p.activity[0] == "TV-North-W01" and p.activity[-1] == f"Email-West-W{mix_io.WEEKS:02d}"
+    assert p.activity[0] == "TV-North-W01" and p.activity[-1] == f"Email-West-W{templates.WEEKS:02d}"
     baseline = np.array([r[5] for r in rows])
     np.testing.assert_allclose(p.baseline, baseline)
     np.testing.assert_allclose(p.min_change, 0.1 * baseline, atol=0.006)
@@ -64,15 +66,16 @@ def test_template_reads_to_the_expected_problem(tmp_path: Path) -> None:
     assert p.budget_max == pytest.approx(1.01 * baseline.sum(), rel=1e-12)
     assert p.max_changes == round(0.25 * N) == 56
     assert (data.formulation, data.solver, data.gap, data.pareto_points) == ("misocp", "auto", 1e-4, 20)
-    assert data.time_limit == 60
+    source = workbook.FileSource(workbook.load(template, data_only=True))
+    assert resolve_options(source, RunOptions()).time_limit == 60
     assert list(data.attributes) == ["channel", "region", "week", "brand_weight"]
     assert data.text_attributes == ["channel", "region"]
     names = [r.name for r in p.rules]
-    assert names == [f"{c} total" for c in mix_io.CHANNELS] + [f"{r} total" for r in mix_io.REGIONS] + [
+    assert names == [f"{c} total" for c in templates.CHANNELS] + [f"{r} total" for r in templates.REGIONS] + [
         "Brand reach kept"
     ]
     tv = p.rules[0]
-    assert tv.weights.sum() == len(mix_io.REGIONS) * mix_io.WEEKS and tv.on == "spend"
+    assert tv.weights.sum() == len(templates.REGIONS) * templates.WEEKS and tv.on == "spend"
     tv_base = float(tv.weights @ p.baseline)
     assert tv.lower == pytest.approx(0.8 * tv_base, abs=0.01) and tv.upper == pytest.approx(1.2 * tv_base, abs=0.01)
     brand = p.rules[-1]
@@ -81,7 +84,7 @@ def test_template_reads_to_the_expected_problem(tmp_path: Path) -> None:
 
 
 def test_demo_workbook_holds_both_models_with_one_settings_table(tmp_path: Path) -> None:
-    from dmplan.addin import coupon_io
+    from dmplan.addin import coupon_model
 
     path = templates.write_template("demo", tmp_path / "demo.xlsx")
     wb = load_workbook(path)
@@ -94,7 +97,7 @@ def test_demo_workbook_holds_both_models_with_one_settings_table(tmp_path: Path)
     assert keys.count("pareto_points") == 1 and keys.count("time_limit") == 1
     assert "max_changes_ratio" in wb.defined_names
     source = workbook.FileSource(workbook.load(path, data_only=True))
-    assert coupon_io.read_input(source).problem.budget == 1_000_000
+    assert coupon_model.read_input(source).problem.budget == 1_000_000
     assert _read(path).problem.n == N
     assert "Marketing-mix adjustment" in [c.value for c in wb["Instructions"]["A"]]
 
@@ -106,11 +109,11 @@ def test_result_sheets_tables_and_charts(solved: tuple[Path, Path, ModelRun]) ->
     assert {"Mix Plan", "Mix Budget", "Mix Pareto"} <= set(wb.sheetnames)
     assert run.status == Status.OPTIMAL
     plan = wb["Mix Plan"]
-    table = _table(plan, "MixPlan")
+    table = _table(plan, "Mix_Plan")
     assert table[0][:5] == ["activity", "channel", "region", "week", "brand_weight"]
     assert table[0][-4:] == ["b", "c", "revenue_before", "revenue_after"]
     assert len(table) == N + 1
-    top, bottom = plan.tables["MixPlan"].ref.split(":")
+    top, bottom = plan.tables["Mix_Plan"].ref.split(":")
     header_row = int(top[1:])
     assert top[0] == "A" and bottom == f"R{header_row + N}"  # 18 columns, one row per activity
     first, header = table[1], table[0]
@@ -118,8 +121,8 @@ def test_result_sheets_tables_and_charts(solved: tuple[Path, Path, ModelRun]) ->
     assert first[header.index("change")] == f"=J{row_no}-F{row_no}"  # change = new_spend - baseline, live
 
     budget = wb["Mix Budget"]
-    channel = _table(budget, "MixBudgetByChannel")
-    assert [r[0] for r in channel[1:]] == list(mix_io.CHANNELS)
+    channel = _table(budget, "Mix_BudgetByChannel")
+    assert [r[0] for r in channel[1:]] == list(templates.CHANNELS)
     charts = budget._charts
     assert len(charts) == 2
     bar = charts[0]
@@ -132,7 +135,7 @@ def test_result_sheets_tables_and_charts(solved: tuple[Path, Path, ModelRun]) ->
     assert [s.tx.v for s in bar.series] == ["Before (baseline)", "After (plan)"]
 
     pareto = wb["Mix Pareto"]
-    rows = _table(pareto, "MixPareto")
+    rows = _table(pareto, "Mix_Pareto")
     assert len(rows) == 1 + 20 + 1  # header, 20 points, this plan
     header = rows[0]
     assert header[:4] == ["point", "k", "k_pct_of_n", "revenue_pct_of_best"]
@@ -156,7 +159,7 @@ def test_plan_on_the_sheet_rechecks_feasible_with_the_summary_objective(
 ) -> None:
     book, out, run = solved
     problem = _read(book).problem
-    table = _table(load_workbook(out)["Mix Plan"], "MixPlan")
+    table = _table(load_workbook(out)["Mix Plan"], "Mix_Plan")
     header = table[0]
     by_id = {r[0]: r[header.index("new_spend")] for r in table[1:]}
     spend = np.array([by_id[a] for a in problem.activity])
@@ -196,7 +199,7 @@ def test_live_formulas_recalculated_by_libreoffice_equal_the_solver(
     assert kpi["Changes used"] == s["changes"]
     assert kpi["Budget used (spend after)"] == pytest.approx(s["budget_used"], rel=1e-12)
     assert kpi["Spend before"] == pytest.approx(float(problem.baseline.sum()), rel=1e-12)
-    table = _table(wb["Mix Plan"], "MixPlan")
+    table = _table(wb["Mix Plan"], "Mix_Plan")
     header = table[0]
     for row in table[1:]:
         i = problem.activity.index(row[0])
@@ -205,13 +208,13 @@ def test_live_formulas_recalculated_by_libreoffice_equal_the_solver(
         assert row[header.index("change_region")] == ("increase" if x > 1e-9 else "decrease" if x < -1e-9 else "keep")
         revenue = problem.a[i] * x * x + problem.b[i] * x + problem.c[i]
         assert row[header.index("revenue_after")] == pytest.approx(revenue, rel=1e-9, abs=1e-6)
-    rules = _table(wb["Mix Budget"], "MixRuleCheck")
+    rules = _table(wb["Mix Budget"], "Mix_RuleCheck")
     spend = problem.baseline + np.array([s["plan"][a] for a in problem.activity]) - problem.baseline
     for row, rule in zip(rules[1:], problem.rules, strict=True):
         assert row[0] == rule.name
         assert row[6] == pytest.approx(float(rule.weights @ spend), rel=1e-9)
         assert row[8] == "ok"
-    groups = _table(wb["Mix Budget"], "MixBudgetByChannel")
+    groups = _table(wb["Mix Budget"], "Mix_BudgetByChannel")
     for row in groups[1:]:
         assert row[5] == pytest.approx(row[4] - row[3], abs=1e-6)
 

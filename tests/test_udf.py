@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dmplan.addin import coupon_io, udf
-from dmplan.addin.run import solve_source
+from dmplan.addin import coupon_model, templates, udf
+from dmplan.addin.pipeline import solve_source
 from dmplan.addin.templates import COUPON_MAILINGS, coupon_workbook
 from dmplan.addin.workbook import FileSource
 from dmplan.solver.coupon.book import book_csv
@@ -84,7 +84,7 @@ def test_dmplan_min_share_overrides_every_mailing() -> None:
     [
         (
             lambda s, m, b: (s.__setitem__(2, [*s[2][:5], 1.5, s[2][6]]), b),
-            "segments argument, row 3 of the range, column prob_dm2: 1.5 is outside [0, 1]",
+            "segments argument, row 3 of the range, column prob_dm2: 1.5 is not between 0 and 1",
         ),
         (
             lambda s, m, b: (s[3].__setitem__(4, "high"), b),
@@ -96,7 +96,7 @@ def test_dmplan_min_share_overrides_every_mailing() -> None:
         ),
         (lambda s, m, b: (m[2].__setitem__(2, -3.0), b), "mailings argument, row 3 of the range, column coupon_value"),
         (lambda s, m, b: (s[4].__setitem__(0, 1.0), b), "duplicate id '1'"),
-        (lambda s, m, b: (None, -1.0), "budget argument: -1 is outside"),
+        (lambda s, m, b: (None, -1.0), "budget argument: -1 is below the smallest value allowed"),
         (lambda s, m, b: (None, "lots"), "budget argument: 'lots' is not a number"),
         (lambda s, m, b: (None, None), "setting 'budget' is missing"),
         (lambda s, m, b: (None, 10.0), "budget argument: budget 10.00 is below the smallest feasible budget"),
@@ -140,7 +140,7 @@ def test_dmpareto_spills_the_sweep() -> None:
     extra = [row[1] for row in out[1:]]
     assert extra == sorted(extra)
     # the sweep's budgets reproduce DMPLAN's objective at that budget
-    data = coupon_io.read_input(
+    data = coupon_model.read_input(
         udf.ArgumentSource(
             {
                 "Segments": udf.argument_table("Segments", "segments", book_segments()),
@@ -158,7 +158,7 @@ def test_dmpareto_range_and_errors() -> None:
     out = udf.dmpareto_udf(book_segments(), book_mailings(), 2_000_000.0, 3_000_000.0, 3.0)
     assert [row[0] for row in out[1:]] == pytest.approx([2e6, 2.5e6, 3e6])
     assert (
-        "points argument: 1 is outside [2, 200]"
+        "points argument: 1 is not between 2 and 200"
         in udf.dmpareto_udf(book_segments(), book_mailings(), None, None, 1.0)[0][0]
     )
     assert (
@@ -170,7 +170,6 @@ def test_dmpareto_range_and_errors() -> None:
 
 # --------------------------------------------------------------------------- wrappers
 def test_xlwings_wrappers_have_the_excel_signatures() -> None:
-    from dmplan.addin import xl
 
     assert list(inspect.signature(udf.DMPLAN).parameters) == ["segments", "mailings", "budget", "min_share"]
     assert list(inspect.signature(udf.DMPARETO).parameters) == [
@@ -187,7 +186,11 @@ def test_xlwings_wrappers_have_the_excel_signatures() -> None:
         "rules",
         "budget_min",
     ]
-    assert xl.UDFS == (udf.DMPLAN, udf.DMPARETO, udf.MIXPLAN)
+    import dmplan
+
+    # the add-in's UDF module is dmplan: xlwings finds the functions through dir(dmplan)
+    assert {"DMPLAN", "DMPARETO", "MIXPLAN"} <= set(dir(dmplan))
+    assert (dmplan.DMPLAN, dmplan.DMPARETO, dmplan.MIXPLAN) == (udf.DMPLAN, udf.DMPARETO, udf.MIXPLAN)
     assert udf.DMPLAN(book_segments(), book_mailings(), 1e6) == udf.dmplan_udf(book_segments(), book_mailings(), 1e6)
 
 
@@ -204,12 +207,11 @@ def test_udfs_stay_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --------------------------------------------------------------------------- MIXPLAN
 def mix_arguments() -> tuple[list[list[Any]], list[list[Any]], float]:
-    mix_io = pytest.importorskip("dmplan.addin.mix_io")
-    rows = mix_io.example_activities()
+    rows = templates.example_activities()
     # Excel hands every number as a float and keeps stray spaces in text
-    activities = [list(mix_io.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
+    activities = [list(templates.MIX_HEADER), *[[float(v) if isinstance(v, int) else v for v in r] for r in rows]]
     activities[3][1] = f" {activities[3][1]} "
-    rules = [["rule", "column", "match", "lower", "upper", "on"], *mix_io.example_rules(rows), [None] * 6]
+    rules = [["rule", "column", "match", "lower", "upper", "on"], *templates.example_rules(rows), [None] * 6]
     total = float(sum(r[5] for r in rows))
     return [*activities, [None] * len(activities[0])], rules, total
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import openpyxl
 import pytest
 import xlwings as xw
 from openpyxl.worksheet.table import Table as OpenpyxlTable
 
-import dmplan.addin.run
+import dmplan.addin.pipeline
 from dmplan.addin import workbook, xl
-from dmplan.addin.run import ModelRun, RunOptions
+from dmplan.addin.cells import normalize
+from dmplan.addin.contract import ModelRun, RunOptions
+from dmplan.addin.pipeline import resolve_options
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
 from dmplan.solver.common import InputError, Status
 
@@ -69,13 +71,28 @@ def sheet_entry(name: str, values: list[list[Any]], tables: list[dict[str, Any]]
     return {"name": name, "values": grid, "pictures": [], "tables": tables or [], "charts": [], "shapes": []}
 
 
-def payload(*sheets: dict[str, Any], name: str = "Plan.xlsx") -> dict[str, Any]:
+def payload(
+    *sheets: dict[str, Any], name: str = "Plan.xlsx", names: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "client": "Microsoft Office Scripts",
         "version": xw.__version__,
         "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
-        "names": [],
+        "names": names or [],
         "sheets": list(sheets),
+    }
+
+
+def marker_entry(sheet_index: int, sheet_name: str, value: str) -> dict[str, Any]:
+    """DMPlan's result marker: a sheet-scoped name, as the client reports it."""
+    return {
+        "name": "DMPlanResult",
+        "refers_to": f'="{value}"',
+        "sheet_index": None,
+        "address": None,
+        "book_scope": False,
+        "scope_sheet_name": sheet_name,
+        "scope_sheet_index": sheet_index,
     }
 
 
@@ -178,22 +195,34 @@ def plan_spec(name: str = "Plan", table_name: str | None = "PlanTable") -> Sheet
     )
     kpis = kpi_block(4, 6, [("Budget", 1000, "#,##0"), ("Total cost", "=SUM(C6:C7)", "#,##0.00")])
     chart = Chart("bar", block, "Segment", [Series("Share"), Series("Cost")], "Plan", "I12")
-    return SheetSpec(name, "Coupon plan", [block, kpis], [chart], notes=["Solved by DMPlan"], column_widths={1: 18})
+    role = "plan" if name == "Plan" else normalize(name)
+    return SheetSpec(
+        name, "Coupon plan", [block, kpis], [chart], notes=["Solved by DMPlan"], column_widths={1: 18}, role=role
+    )
 
 
-def book_with_old_result() -> Any:
+def book_with_old_result(renamed: str = "Plan") -> Any:
+    """Input sheet, an earlier result (marked, under ``renamed``) and a user's sheet."""
     return xw.Book(
         json=payload(
             sheet_entry("Segments", [["segment", "customers"], ["S01", 1200]]),
-            sheet_entry("Plan", [["old result"]]),
+            sheet_entry(renamed, [["old result"]]),
             sheet_entry("Notes", [["keep me"]]),
+            names=[marker_entry(1, renamed, "coupon/plan")],
         )
     )
 
 
+def write(book: Any, specs: list[SheetSpec], protected: tuple[str, ...] = ("Segments",)) -> list[str]:
+    """What solve_book does after solving: plan the places, then write."""
+    run = ModelRun("coupon", Status.OPTIMAL, {}, specs)
+    plan = dmplan.addin.pipeline.write_plan([run], xl.existing_sheets(book), xl.taken_names(book), protected)
+    return xl.write_sheets(book, plan)
+
+
 def test_write_sheets_builds_under_a_temporary_name_then_swaps(remote: None) -> None:
     book = book_with_old_result()
-    written = xl.write_sheets(book, [plan_spec()], protected=["Segments"])
+    written = write(book, [plan_spec()])
     assert written == ["Plan"]
     acts = actions(book)
     # 1. a new sheet under a temporary name, right after the old result
@@ -231,43 +260,49 @@ def test_write_sheets_builds_under_a_temporary_name_then_swaps(remote: None) -> 
     chart = next(a for a in body if a["func"] == "addChart")
     assert chart["args"][1] == "ColumnClustered" and chart["args"][3] == "$B$5:$C$7" and chart["args"][9] == "$I$12"
     assert next(a for a in body if a["func"] == "setChartXAxisValues")["args"][2] == "$A$6:$A$7"
-    # 5. only then the old result goes and the new sheet takes its name and place
-    assert acts[-3:] == [
+    # 5. only then the old result goes and the new sheet takes its name and place, with its marker
+    assert acts[-4:-1] == [
         {"func": "sheetDelete", "args": [None], "sheet_position": 1},
         {"func": "setSheetName", "args": ["Plan"], "sheet_position": 1},
         {"func": "setTableName", "args": [0, "PlanTable"], "sheet_position": 1},
     ]
+    assert acts[-1]["func"] == "namesAdd" and acts[-1]["args"] == ["DMPlanResult", '="coupon/plan"']
     assert [s.name for s in book.sheets] == ["Segments", "Plan", "Notes"]
 
 
 def test_write_sheets_never_touches_input_sheets(remote: None) -> None:
     book = book_with_old_result()
-    xl.write_sheets(book, [plan_spec(), plan_spec("Summary", table_name=None)], protected=["Segments"])
+    write(book, [plan_spec(), plan_spec("Summary", table_name=None)])
     positions = {a.get("sheet_position") for a in actions(book)}
     assert 0 not in positions  # Segments
     assert "Notes" in [s.name for s in book.sheets]
     assert [s.name for s in book.sheets] == ["Segments", "Plan", "Notes", "Summary"]
 
 
-def test_write_sheets_refuses_to_replace_an_input_sheet(remote: None) -> None:
+def test_a_result_named_like_an_input_sheet_goes_beside_it(remote: None) -> None:
     book = book_with_old_result()
-    with pytest.raises(InputError, match="would replace an input sheet"):
-        xl.write_sheets(book, [plan_spec("Segments")], protected=["Segments"])
-    with pytest.raises(InputError, match="would replace an input sheet"):
-        xl.write_sheets(book, [plan_spec("Settings")])
-    assert actions(book) == []
+    assert write(book, [plan_spec("Segments")]) == ["Segments (2)"]
+    assert [s.name for s in book.sheets] == ["Segments", "Notes", "Segments (2)"]  # the old result went
+    assert 0 not in {a.get("sheet_position") for a in actions(book)}
 
 
-def test_result_table_names_must_be_free(remote: None) -> None:
+def test_a_renamed_result_is_replaced_under_the_users_name(remote: None) -> None:
+    book = book_with_old_result(renamed="Plan Jan")
+    assert write(book, [plan_spec()]) == ["Plan Jan"]
+    assert [s.name for s in book.sheets] == ["Segments", "Plan Jan", "Notes"]
+
+
+def test_result_table_names_stay_unique(remote: None) -> None:
     book = xw.Book(
         json=payload(
             sheet_entry("Segments", [["segment", "customers"], ["S01", 1200]], [table_entry("PlanTable", "A1:B2")]),
             sheet_entry("Plan", [["Segment"], ["S01"]], [table_entry("PlanTable_old", "A1:A2")]),
+            names=[marker_entry(1, "Plan", "coupon/plan")],
         )
     )
-    with pytest.raises(InputError, match=r"result table 'PlanTable'.*sheet 'Segments'"):
-        xl.write_sheets(book, [plan_spec()])
-    assert actions(book) == []
+    write(book, [plan_spec()])
+    renamed = [a["args"][1] for a in actions(book) if a["func"] == "setTableName"]
+    assert renamed == ["PlanTable2"]  # the input sheet's table keeps its name
 
 
 def test_a_failed_write_leaves_the_old_result(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -275,15 +310,15 @@ def test_a_failed_write_leaves_the_old_result(remote: None, monkeypatch: pytest.
     calls = {"n": 0}
     original = xl.render_block
 
-    def flaky(sheet: Any, block: Block) -> None:
+    def flaky(sheet: Any, block: Block, *args: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 3:  # the second spec's first block
             raise RuntimeError("Excel went away")
-        original(sheet, block)
+        original(sheet, block, *args)
 
     monkeypatch.setattr(xl, "render_block", flaky)
     with pytest.raises(RuntimeError):
-        xl.write_sheets(book, [plan_spec(), plan_spec("Summary", table_name=None)])
+        write(book, [plan_spec(), plan_spec("Summary", table_name=None)])
     names = funcs(book)
     assert "setSheetName" not in names
     assert names.count("sheetDelete") == 2  # the two temporary sheets, not the old result
@@ -308,21 +343,23 @@ def test_run_options_from_config_sheet_and_files(remote: None, tmp_path: Path, m
     user.parent.mkdir()
     user.write_text('"INTERPRETER_WIN","C:\\dmplan\\dmplan.exe"\n"SOLVER","scip"\n"TIME LIMIT","90"\n')
     book = xw.Book(json=payload(sheet_entry("Segments", [["segment"], ["S01"]])))
+
+    def options(book: Any) -> RunOptions:
+        return resolve_options(xl.XlwingsSource(book), RunOptions(), xl.config_defaults(book))
+
     if xl.sys.platform != "darwin":
-        options = xl.run_options(book, xl.XlwingsSource(book))
-        assert (options.solver, options.time_limit) == ("scip", 90.0)
+        assert (options(book).solver, options(book).time_limit) == ("scip", 90.0)
     conf = sheet_entry("myaddin.conf", [["Interpreter_Win", "python"], ["Time_Limit", 30], ["Solver", ""]])
     book = xw.Book(json=payload(sheet_entry("Segments", [["segment"], ["S01"]]), conf))
-    options = xl.run_options(book, xl.XlwingsSource(book))
-    assert options.time_limit == 30.0  # the sheet beats the user file
+    assert options(book).time_limit == 30.0  # the sheet beats the user file
     # the workbook's own Settings table beats every config layer
     settings = sheet_entry("Settings", [["setting", "value"], ["time_limit", 5]])
     book = xw.Book(json=payload(sheet_entry("Segments", [["segment"], ["S01"]]), conf, settings))
-    assert xl.run_options(book, xl.XlwingsSource(book)).time_limit is None
+    assert options(book).time_limit == 5.0
     bad = sheet_entry("myaddin.conf", [["time_limit", "soon"]])
     book = xw.Book(json=payload(bad))
     with pytest.raises(InputError, match=r"sheet 'myaddin.conf'.*time_limit 'soon'"):
-        xl.run_options(book, xl.XlwingsSource(book))
+        options(book)
 
 
 def test_config_file_format(tmp_path: Path) -> None:
@@ -340,9 +377,11 @@ class FakeAdapter:
 
     name = "coupon"
     input_tables = ("Segments",)
-    result_sheets = ("Plan",)
+    other_inputs = ("Settings",)
+    legacy_sheets: ClassVar[dict[str, str]] = {}
+    solvers = ("highs",)
 
-    def __init__(self, error: InputError | None = None, status: Status = Status.OPTIMAL) -> None:
+    def __init__(self, error: Exception | None = None, status: Status = Status.OPTIMAL) -> None:
         self.error = error
         self.status = status
         self.options: RunOptions | None = None
@@ -350,15 +389,17 @@ class FakeAdapter:
     def run(self, source: Any, options: RunOptions) -> ModelRun:
         self.options = options
         table = source.table("Segments")
-        if self.error is not None:
+        if isinstance(self.error, InputError):
             raise table.error(str(self.error), 0, "customers", fix="Enter a number.")
+        if self.error is not None:
+            raise self.error
         return ModelRun(self.name, self.status, {"segments": len(table.rows)}, [plan_spec()])
 
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
     adapter = FakeAdapter()
-    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.pipeline, "ADAPTERS", (adapter,))
     return adapter
 
 
@@ -379,13 +420,13 @@ def test_main_solves_and_writes_results(remote: None, fake_models: FakeAdapter) 
     book = book_with_old_result()
     xl.main(book)
     assert alerts(book) == []
-    assert funcs(book)[0] == "addSheet" and funcs(book)[-2:] == ["setSheetName", "setTableName"]
+    assert funcs(book)[0] == "addSheet" and funcs(book)[-3:] == ["setSheetName", "setTableName", "namesAdd"]
     assert fake_models.options is not None and fake_models.options.progress is not None
 
 
 def test_main_reports_input_errors_with_their_cell(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = FakeAdapter(error=InputError("'lots' is not a number."))
-    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.pipeline, "ADAPTERS", (adapter,))
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -396,7 +437,7 @@ def test_main_reports_input_errors_with_their_cell(remote: None, monkeypatch: py
 
 def test_main_reports_a_model_without_plan(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = FakeAdapter(status=Status.INFEASIBLE)
-    monkeypatch.setattr(dmplan.addin.run, "adapters", lambda: [adapter])
+    monkeypatch.setattr(dmplan.addin.pipeline, "ADAPTERS", (adapter,))
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -404,10 +445,7 @@ def test_main_reports_a_model_without_plan(remote: None, monkeypatch: pytest.Mon
 
 
 def test_main_turns_unexpected_errors_into_a_message(remote: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> list[Any]:
-        raise RuntimeError("solver crashed")
-
-    monkeypatch.setattr(dmplan.addin.run, "adapters", broken)
+    monkeypatch.setattr(dmplan.addin.pipeline, "ADAPTERS", (FakeAdapter(error=RuntimeError("solver crashed")),))
     book = book_with_old_result()
     xl.main(book)
     [args] = alerts(book)
@@ -427,14 +465,14 @@ def test_status_bar_is_optional_on_the_remote_engine(remote: None) -> None:
 
 # --------------------------------------------------------------------------- the real coupon model
 def test_main_solves_the_coupon_template_like_the_file_path(remote: None) -> None:
-    from dmplan.addin import coupon_io
+    from dmplan.addin import coupon_sheets
 
     template = ROOT / "templates" / "dm_plan.xlsx"
     wb = workbook.load(template, data_only=True)
-    file_runs = dmplan.addin.run.solve_source(workbook.FileSource(wb))
+    file_runs = dmplan.addin.pipeline.solve_source(workbook.FileSource(wb))
     book = xw.Book(json=payload_from_workbook(wb))
     xl.main(book)
     assert alerts(book) == []
     renamed = [a["args"][0] for a in actions(book) if a["func"] == "setSheetName"]
     assert renamed == [s.name for run in file_runs for s in run.sheets]
-    assert set(coupon_io.ADAPTER.result_sheets) <= set(renamed)
+    assert set(coupon_sheets.LEGACY_SHEETS) <= set(renamed)

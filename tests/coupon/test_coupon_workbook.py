@@ -54,7 +54,7 @@ def test_result_sheets_tables_and_charts(solved):
     wb = openpyxl.load_workbook(out)
     assert wb.sheetnames[-4:] == RESULT_SHEETS
     plan = wb["DM Plan"]
-    table = plan.tables["DMPlanAllocation"]
+    table = plan.tables["DMPlan_Allocation"]
     _first, _last = table.ref.split(":")
     rows = list(plan[table.ref])
     header = [c.value for c in rows[0]]
@@ -70,7 +70,7 @@ def test_result_sheets_tables_and_charts(solved):
     budget = wb["DM Budget"]
     (chart,) = budget._charts
     assert isinstance(chart, BarChart) and chart.grouping == "stacked" and len(chart.series) == 3
-    seg_table = budget.tables["DMBudgetBySegment"]
+    seg_table = budget.tables["DMPlan_BudgetBySegment"]
     top = int(seg_table.ref.split(":")[0][1:])
     refs = [sr.val.numRef.f for sr in chart.series]
     assert refs == [f"'DM Budget'!${c}${top + 1}:${c}${top + 16}" for c in "BCD"]
@@ -120,7 +120,7 @@ def _edit(template: Path, target: Path, edit) -> Path:
 BAD_INPUTS = {
     "probability above 1": (
         lambda wb: wb["Segments"].__setitem__("E3", 1.5),
-        ["'Segments'", "row 3", "prob_dm2", "E3", "outside [0, 1]"],
+        ["'Segments'", "row 3", "prob_dm2", "E3", "1.5 is not between 0 and 1"],
     ),
     "probability not a number": (
         lambda wb: wb["Segments"].__setitem__("D2", "high"),
@@ -135,7 +135,10 @@ BAD_INPUTS = {
         lambda wb: wb["Segments"].__setitem__("F1", "prob_dmx"),
         ["prob_dm3", "Add a column"],
     ),
-    "negative coupon value": (lambda wb: wb["Mailings"].__setitem__("C3", -1000), ["coupon_value", "row 3", "outside"]),
+    "negative coupon value": (
+        lambda wb: wb["Mailings"].__setitem__("C3", -1000),
+        ["coupon_value", "row 3", "below the smallest value allowed, 0"],
+    ),
     "minimum shares above 1": (lambda wb: wb["Mailings"].__setitem__("E2", 0.9), ["add up to 1.1", "min_share"]),
     "negative budget": (lambda wb: wb["Settings"].__setitem__("B2", -5), ["'Settings'", "row 2", "value", "-5"]),
     "budget below the smallest feasible": (

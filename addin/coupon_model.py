@@ -1,0 +1,295 @@
+"""The coupon plan on the workbook side: read the contract's tables, run the model, summarise it.
+
+Input tables (see README, "Workbook contract"): ``Segments``, ``Mailings``, ``Settings`` and,
+optionally, ``Customers``. The result sheets are laid out by :mod:`dmplan.addin.coupon_sheets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dmplan.addin.cells import as_text, display, normalize
+from dmplan.addin.contract import Deadline, RunOptions, TableSource
+from dmplan.addin.tables import Settings, Table, require_table
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.coupon import (
+    BudgetPoint,
+    CouponProblem,
+    CouponResult,
+    CustomerList,
+    CustomerResult,
+    Mailing,
+    budget_sweep,
+    solve,
+    solve_customers,
+)
+
+SOLVERS = ("highs", "pulp")
+SEGMENT_IDS = ("segment", "segment_id")
+RESERVED = {"segment", "segment_id", "customers", "customer_id"}
+PROB_PREFIX = "prob_"
+
+
+@dataclass
+class CouponInput:
+    """What the workbook says: the problem, the optional customer list and sweep settings."""
+
+    problem: CouponProblem
+    keys: dict[str, list[str]]  #: descriptive key columns of Segments (age_cat, freq_cat ...)
+    customers: CustomerList | None
+    pareto_from: float | None
+    pareto_to: float | None
+    pareto_points: int
+    solver: str
+    counts_from_customers: bool
+    warnings: list[str]
+
+
+# ------------------------------------------------------------------------------ reading
+def _id_column(table: Table, options: tuple[str, ...]) -> str:
+    for option in options:
+        if table.has(option):
+            return option
+    table.index(options[0])  # raises: column missing
+    raise AssertionError
+
+
+def read_mailings(table: Table) -> tuple[Mailing, ...]:
+    ids = table.ids("mailing")
+    labels = table.values("label") if table.has("label") else [None] * len(ids)
+    values = table.numbers("coupon_value", minimum=0, what="coupon value")
+    pieces = table.numbers("cost_per_piece", default=0.0, minimum=0, what="cost per piece")
+    shares = table.numbers("min_share", default=0.0, minimum=0, maximum=1, what="share (10% or 0.1)")
+    total = sum(shares)
+    if total > 1 + 1e-9:
+        raise table.error(
+            f"the minimum shares add up to {total:.4g} (more than 100%): no plan can send every mailing its minimum.",
+            column="min_share",
+            fix="Lower the minimum shares so they sum to 1 (100%) or less.",
+        )
+    return tuple(
+        Mailing(i, as_text(lab) if lab not in (None, "") else i, v, k, f)
+        for i, lab, v, k, f in zip(ids, labels, values, pieces, shares, strict=True)
+    )
+
+
+def _probabilities(table: Table, mailings: tuple[Mailing, ...], required: bool) -> np.ndarray | None:
+    columns = [PROB_PREFIX + normalize(m.id) for m in mailings]
+    present = [table.has(c) for c in columns]
+    if not any(present) and not required:
+        return None
+    for column, has in zip(columns, present, strict=True):
+        if not has:
+            raise table.error(
+                f"mailing {column[len(PROB_PREFIX) :]!r} has no probability column {column!r}.",
+                fix=f"Add a column {column!r} with each row's conversion probability for that mailing.",
+            )
+    cols = [table.numbers(c, minimum=0, maximum=1, what="probability") for c in columns]
+    return np.array(cols, dtype=float).T
+
+
+def read_input(source: TableSource, options: RunOptions | None = None) -> CouponInput:
+    """Read and validate the coupon tables; every error names its sheet, row and column."""
+    options = options or RunOptions()
+    segments_table = require_table(source.table, "Segments")
+    mailings_table = require_table(source.table, "Mailings")
+    settings = Settings(source.table("Settings"))
+    mailings = read_mailings(mailings_table)
+    id_col = _id_column(segments_table, SEGMENT_IDS)
+    segment_ids = segments_table.ids(id_col)
+    probability = _probabilities(segments_table, mailings, required=True)
+    assert probability is not None
+    key_columns = [
+        h
+        for h, c in zip(segments_table.headers, segments_table.columns, strict=True)
+        if c not in RESERVED and not c.startswith(PROB_PREFIX)
+    ]
+    keys = {h: [as_text(v) for v in segments_table.values(h)] for h in key_columns}
+
+    customers_table = source.table("Customers")
+    customers = None
+    if customers_table is not None:
+        customers_table.require_rows()
+        customers = _read_customers(customers_table, segments_table, id_col, segment_ids, keys, mailings)
+    if segments_table.has("customers"):
+        counts = np.array(segments_table.numbers("customers", minimum=0, integer=True, what="count of customers"))
+        from_customers = False
+    elif customers is not None:
+        counts = np.bincount(customers.segment, minlength=len(segment_ids)).astype(float)
+        from_customers = True
+    else:
+        raise segments_table.error(
+            "column 'customers' is missing and there is no Customers table to count customers from.",
+            fix="Add a column 'customers' with the number of customers per segment, or a Customers table.",
+        )
+
+    budget = settings.number("budget", required=True, minimum=0)
+    baseline = settings.text("baseline_mailing")
+    if baseline is not None:
+        match = [m.id for m in mailings if normalize(m.id) == normalize(baseline)]
+        if not match:
+            raise settings.error(
+                "baseline_mailing",
+                f"{display(baseline)} is not a mailing id.",
+                fix=f"Use one of: {', '.join(m.id for m in mailings)}.",
+            )
+        baseline = match[0]
+    try:
+        problem = CouponProblem(tuple(segment_ids), counts, mailings, probability, float(budget or 0.0), baseline)
+    except InputError as error:
+        raise _locate(error, segments_table, mailings_table, settings, id_col) from None
+    points = settings.number("pareto_points", 20, minimum=2, maximum=200, integer=True)
+    budget_from = settings.number("pareto_budget_from", minimum=0)
+    budget_to = settings.number("pareto_budget_to", minimum=0)
+    if budget_from is not None and budget_to is not None and budget_from > budget_to:
+        raise settings.error(
+            "pareto_budget_from",
+            f"pareto_budget_from ({display(budget_from)}) is above pareto_budget_to ({display(budget_to)}).",
+            fix="Make pareto_budget_from the smaller budget of the sweep, or clear one of them.",
+        )
+    solver = settings.choice("coupon_solver", SOLVERS, "highs")
+    if options.solver is not None and normalize(options.solver) in SOLVERS:
+        solver = normalize(options.solver)  # an override naming a mix solver applies to the mix model only
+    tables = [segments_table, mailings_table, customers_table, settings.table]
+    warnings = [w for t in tables if t is not None for w in t.warnings]
+    return CouponInput(
+        problem, keys, customers, budget_from, budget_to, int(points or 20), solver, from_customers, warnings
+    )
+
+
+def _read_customers(
+    table: Table,
+    segments: Table,
+    id_col: str,
+    segment_ids: list[str],
+    keys: dict[str, list[str]],
+    mailings: tuple[Mailing, ...],
+) -> CustomerList:
+    ids = table.ids("customer_id")
+    lookup: dict[tuple[str, ...], int]
+    rows: list[tuple[str, ...]]
+    if table.has("segment") or table.has("segment_id"):
+        column = "segment" if table.has("segment") else "segment_id"
+        lookup = {(normalize(s),): i for i, s in enumerate(segment_ids)}
+        rows = [(normalize(v),) for v in table.texts(column)]
+        columns = [column]
+    else:
+        columns = [k for k in keys if table.has(k)]
+        if not columns:
+            raise table.error(
+                "the table has neither a 'segment' column nor the Segments table's key columns "
+                f"({', '.join(keys) or 'none'}).",
+                fix="Add a column 'segment' with each customer's segment id.",
+            )
+        lookup = {}
+        for i in range(len(segment_ids)):
+            lookup.setdefault(tuple(normalize(keys[c][i]) for c in columns), i)
+        values = [table.texts(c) for c in columns]
+        rows = [tuple(normalize(v) for v in row) for row in zip(*values, strict=True)]
+    segment = np.empty(len(rows), dtype=np.int64)
+    for r, key in enumerate(rows):
+        found = lookup.get(key)
+        if found is None:
+            raise table.error(
+                f"no segment matches {', '.join(columns)} = {', '.join(key)}.",
+                r,
+                columns[0],
+                fix=f"Use values that appear in the {segments.excel_table or segments.name} table.",
+            )
+        segment[r] = found
+    probability = _probabilities(table, mailings, required=False)
+    return CustomerList(np.array(ids, dtype=object), segment, probability)
+
+
+def _locate(error: InputError, segments: Table, mailings: Table, settings: Settings, id_col: str) -> InputError:
+    """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
+    if error.where:
+        return error
+    if error.table == "Settings" and error.key:
+        return settings.error(error.key, error.message, error.fix)
+    table = {"Segments": segments, "Mailings": mailings}.get(error.table or "")
+    if table is None:
+        return error
+    row = table.row_of(id_col if table is segments else "mailing", error.key)
+    column = error.column if error.column and table.has(error.column) else None
+    return table.error(error.message, row, column, error.fix)
+
+
+# ------------------------------------------------------------------------------ running
+@dataclass
+class CouponOutcome:
+    data: CouponInput
+    result: CouponResult
+    sweep: list[BudgetPoint]
+    customers: CustomerResult | None
+    seconds: float
+    notes: list[str]
+
+    @property
+    def status(self) -> Status:
+        status = self.result.certificate.status
+        if self.customers is not None and not self.customers.certificate.status.has_plan:
+            return self.customers.certificate.status
+        return status
+
+
+def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOutcome:
+    """Segment LP, customer-level plan (with a customer list), then the budget sweep, all within
+    ``options.time_limit``: the sweep is skipped, with a note, when the plan used the time up."""
+    options = options or RunOptions()
+    deadline = Deadline(options.time_limit)
+    result = solve(data.problem, solver=data.solver)
+    customer_result = None
+    if data.customers is not None:
+        customer_result = solve_customers(
+            data.problem, data.customers, time_limit=deadline.remaining(), progress=options.progress
+        )
+    sweep: list[BudgetPoint] = []
+    notes: list[str] = []
+    if deadline.expired():
+        notes.append("The budget sweep was skipped: the plan used the whole time limit.")
+    else:
+        sweep = budget_sweep(data.problem, data.pareto_points, data.pareto_from, data.pareto_to)
+    return CouponOutcome(data, result, sweep, customer_result, deadline.elapsed(), notes)
+
+
+def summary(outcome: CouponOutcome) -> dict[str, Any]:
+    """The JSON summary of ``dmplan solve --summary-json``."""
+    r, p = outcome.result, outcome.data.problem
+    cert = r.certificate
+    out: dict[str, Any] = {
+        "model": "coupon",
+        "status": cert.status.value,
+        "objective": cert.objective,
+        "bound": cert.bound,
+        "gap": cert.gap,
+        "expected_conversions": r.expected_conversions,
+        "budget_used": r.budget_used,
+        "budget": p.budget,
+        "shadow_price": r.shadow_price,
+        "cost_per_extra_conversion": r.cost_per_extra_conversion,
+        "min_feasible_budget": p.min_feasible_budget,
+        "solver": cert.solver,
+        "seconds": outcome.seconds,
+        "feasible": cert.feasibility.ok if cert.feasibility else None,
+        "warnings": [*outcome.data.warnings, *outcome.notes],
+        "allocation": {
+            s: {m.id: float(r.share[i, d]) for d, m in enumerate(p.mailings)} for i, s in enumerate(p.segments)
+        }
+        if r.share is not None
+        else None,
+    }
+    c = outcome.customers
+    if c is not None:
+        out.update(
+            customer_status=c.certificate.status.value,
+            customer_objective=c.certificate.objective,
+            customer_bound=c.certificate.bound,
+            customer_gap=c.certificate.gap,
+            customer_seconds=c.certificate.seconds,
+            customers=len(c.customers),
+        )
+    return out

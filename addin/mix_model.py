@@ -1,0 +1,386 @@
+"""The marketing-mix model on the workbook side: read the contract's tables, run the model, summarise it.
+
+Input tables (see README, "Workbook contract"): ``Activities``, optionally ``Rules``, and the mix keys
+of the shared ``Settings`` table. The result sheets are laid out by :mod:`dmplan.addin.mix_sheets`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dmplan.addin.cells import TextNumberError, as_number, as_text, display, is_blank, normalize, number_text
+from dmplan.addin.contract import Deadline, RunOptions, TableSource
+from dmplan.addin.tables import Settings, Table, require_table
+from dmplan.solver.common import InputError, Status
+from dmplan.solver.mix import MixProblem, MixResult, Rule, available_solvers, solve
+from dmplan.solver.mix.backends import BACKENDS
+from dmplan.solver.mix.diagnose import conflicting_rows
+from dmplan.solver.mix.pareto import ParetoPoint, pareto_over_changes
+
+ACTIVITIES, RULES = "Activities", "Rules"
+RESERVED = ("activity", "baseline", "min_spend", "max_spend", "min_change", "a", "b", "c")
+COMPUTED = ("new_spend", "change", "change_pct", "change_region", "revenue_before", "revenue_after")
+FORMULATIONS = ("misocp", "miqp")
+SOLVERS = ("auto", *BACKENDS)
+#: The sweep is skipped when less than this share of the time limit is left after the solve.
+SWEEP_MIN_SHARE = 0.05
+
+
+@dataclass
+class MixInput:
+    """What the workbook says: the problem, the activities' attributes and the run settings."""
+
+    problem: MixProblem
+    attributes: dict[str, list[Any]]  #: further Activities columns as typed (channel, region, week ...)
+    text_attributes: list[str]  #: attributes holding text (grouping candidates for Mix Budget)
+    rule_rows: list[dict[str, Any]]  #: rule, column, match, on, lower, upper as read (for the rule check)
+    formulation: str
+    solver: str
+    gap: float
+    pareto_points: int
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ reading
+def _optional_number(table: Table, row: int, column: str) -> float | None:
+    if not table.has(column):
+        return None
+    value = table.rows[row][table.index(column)]
+    if is_blank(value):
+        return None
+    return table.number(value, row, column, what="number (or leave the cell blank)")
+
+
+def _same(value: Any, match: Any) -> bool:
+    """Case-insensitive equality of a cell and a rule's match value (numbers as typed: 3 == '3')."""
+    return not is_blank(value) and as_text(value).lower() == as_text(match).lower()
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return as_number(value) is not None
+    except TextNumberError:
+        return False
+
+
+def _is_text_column(values: list[Any]) -> bool:
+    """An attribute column with text in it: a grouping candidate for Mix Budget."""
+    return any(not is_blank(v) and not _is_number(v) for v in values)
+
+
+def read_rules(table: Table, activities: Table, n: int) -> tuple[list[Rule], list[dict[str, Any]]]:
+    """The Rules table as solver rules; every error names the Rules (or Activities) cell."""
+    names = table.ids("rule")
+    columns = table.texts("column")
+    matches = table.values("match") if table.has("match") else [None] * len(names)
+    ons = table.values("on") if table.has("on") else [None] * len(names)
+    rules: list[Rule] = []
+    rows: list[dict[str, Any]] = []
+    for r, (name, column) in enumerate(zip(names, columns, strict=True)):
+        if not activities.has(column):
+            raise table.error(
+                f"rule {name!r} names column {column!r}, which the Activities table does not have.",
+                r,
+                "column",
+                fix=f"Use one of the Activities columns: {', '.join(activities.headers)}.",
+            )
+        on = "spend" if is_blank(ons[r]) else as_text(ons[r]).lower()
+        if on not in ("spend", "change"):
+            raise table.error(f"{display(ons[r])} is not 'spend' or 'change'.", r, "on", fix="Use spend or change.")
+        lower, upper = _optional_number(table, r, "lower"), _optional_number(table, r, "upper")
+        if lower is not None and upper is not None and lower > upper:
+            raise table.error(
+                f"rule {name!r}: lower {display(lower)} is above upper {display(upper)}.",
+                r,
+                "lower",
+                fix="Make lower <= upper (or leave one of them blank).",
+            )
+        match = matches[r]
+        if is_blank(match):
+            try:
+                weights = np.array(activities.numbers(column), dtype=float)
+            except InputError as error:
+                raise table.error(
+                    f"rule {name!r} has no match value, so column {column!r} must hold numbers (weights), but "
+                    f"{error.where}: {error.message}",
+                    r,
+                    "match",
+                    fix=f"Enter the value of {column!r} the rule applies to (e.g. TV), or name a numeric column.",
+                ) from None
+        else:
+            weights = np.array([1.0 if _same(v, match) else 0.0 for v in activities.values(column)])
+            if not weights.any():
+                raise table.error(
+                    f"rule {name!r}: no activity has {column} = {display(match)}.",
+                    r,
+                    "match",
+                    fix=f"Use a value that appears in the Activities column {column!r}.",
+                )
+        assert weights.shape == (n,)
+        rules.append(Rule(name, weights, lower, upper, on))  # type: ignore[arg-type]
+        rows.append(
+            {
+                "rule": name,
+                "column": column,
+                "match": None if is_blank(match) else as_text(match),
+                "on": on,
+                "lower": lower,
+                "upper": upper,
+            }
+        )
+    return rules, rows
+
+
+def _budget(settings: Settings, side: str, total: float) -> float | None:
+    absolute, ratio = f"budget_{side}", f"budget_{side}_ratio"
+    if settings.has(absolute) and settings.has(ratio):
+        raise settings.error(
+            ratio, f"both {absolute} and {ratio} are given.", fix="Keep one of them; clear the value of the other."
+        )
+    if settings.has(ratio):
+        value = settings.number(ratio, minimum=0)
+        return None if value is None else value * total
+    return settings.number(absolute, minimum=0)
+
+
+def _max_changes(settings: Settings, n: int) -> int | None:
+    if settings.has("max_changes") and settings.has("max_changes_ratio"):
+        raise settings.error(
+            "max_changes_ratio",
+            "both max_changes and max_changes_ratio are given.",
+            fix="Keep one of them; clear the value of the other.",
+        )
+    if settings.has("max_changes_ratio"):
+        ratio = settings.number("max_changes_ratio")
+        assert ratio is not None
+        if not 0 <= ratio <= 1:
+            raise settings.error(
+                "max_changes_ratio",
+                f"max_changes_ratio {display(ratio)} is not between 0 and 1 (a share of the {n} activities).",
+                fix="Enter a share between 0 and 1, e.g. 0.25 for a quarter of the activities.",
+            )
+        return round(ratio * n)
+    value = settings.number("max_changes")
+    if value is None:
+        return None
+    if not (0 <= value <= n and value == math.floor(value)):
+        raise settings.error(
+            "max_changes",
+            f"max_changes {display(value)} is not a whole number between 0 and {n} (the number of activities).",
+            fix=f"Enter a whole number from 0 to {n}, or leave it blank for no cap.",
+        )
+    return int(value)
+
+
+def read_input(source: TableSource, options: RunOptions | None = None) -> MixInput:
+    """Read and validate the mix tables; every error names its sheet, row and column."""
+    options = options or RunOptions()
+    acts = require_table(source.table, ACTIVITIES)
+    settings = Settings(source.table("Settings"))
+    ids = acts.ids("activity")
+    n = len(ids)
+    baseline = acts.numbers("baseline", minimum=0, what="baseline spend")
+    low = acts.numbers("min_spend", minimum=0, what="minimum spend")
+    high = acts.numbers("max_spend", minimum=0, what="maximum spend")
+    change = acts.numbers("min_change", default=0.0, minimum=0, what="minimum change")
+    a = acts.numbers("a", what="quadratic revenue coefficient a (0 or less)")
+    b = acts.numbers("b", what="linear revenue coefficient b")
+    c = acts.numbers("c", default=0.0, what="revenue at baseline c")
+    convex = [i for i, v in enumerate(a) if v > 0]
+    if convex:
+        rows = ", ".join(f"{acts.header_row + 1 + i} ({ids[i]})" for i in convex[:10])
+        more = f" and {len(convex) - 10} more" if len(convex) > 10 else ""
+        raise acts.error(
+            f"revenue is not concave (a > 0) in rows {rows}{more}.",
+            convex[0],
+            "a",
+            fix="Use a <= 0 (diminishing returns) in every row, e.g. a = -b / (2 x spend change at the peak).",
+        )
+    attribute_headers = [h for h in acts.headers if normalize(h) not in RESERVED]
+    attributes = {h: acts.values(h) for h in attribute_headers}
+    text_attributes = [h for h, v in attributes.items() if _is_text_column(v)]
+    rules_table = source.table(RULES)
+    rules: list[Rule] = []
+    rule_rows: list[dict[str, Any]] = []
+    if rules_table is not None and rules_table.rows:
+        rules, rule_rows = read_rules(rules_table, acts, n)
+    total = float(sum(baseline))
+    budget_min, budget_max = _budget(settings, "min", total), _budget(settings, "max", total)
+    k = _max_changes(settings, n)
+    formulation = settings.choice("formulation", FORMULATIONS, "misocp")
+    solver = settings.choice("solver", SOLVERS, "auto")
+    from_option = options.solver is not None and normalize(options.solver) in SOLVERS
+    if from_option:
+        solver = normalize(options.solver or "")  # an override naming a coupon solver applies to the coupon model
+    if solver != "auto" and solver not in available_solvers():
+        message = f"the solver {solver} is not installed or not licensed here."
+        fix = f"Use auto or one of the solvers available: {', '.join(available_solvers())}."
+        if from_option:
+            raise InputError(message, where="--solver option", fix=fix)
+        raise settings.error("solver", message, fix=fix)
+    gap = settings.number("gap", 1e-4, minimum=0, maximum=1)
+    points = settings.number("pareto_points", 20, minimum=2, maximum=200, integer=True)
+    try:
+        problem = MixProblem(
+            tuple(ids),
+            np.array(baseline),
+            np.array(low),
+            np.array(high),
+            np.array(change),
+            np.array(a),
+            np.array(b),
+            np.array(c),
+            budget_min,
+            budget_max,
+            k,
+            tuple(rules),
+        )
+    except InputError as error:
+        raise _locate(error, acts, rules_table, settings) from None
+    tables = [acts, rules_table, settings.table]
+    return MixInput(
+        problem,
+        attributes,
+        text_attributes,
+        rule_rows,
+        formulation,
+        solver,
+        float(gap if gap is not None else 1e-4),
+        int(points or 20),
+        [w for t in tables if t is not None for w in t.warnings],
+    )
+
+
+def _locate(error: InputError, acts: Table, rules: Table | None, settings: Settings) -> InputError:
+    """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
+    if error.where:
+        return error
+    if error.table == "Settings" and error.key:
+        key = error.key
+        ratio = f"{key}_ratio"
+        if not settings.has(key) and settings.has(ratio):
+            key = ratio  # the value came from the ratio form of the setting
+        return settings.error(key, error.message, error.fix)
+    table = {ACTIVITIES: acts, RULES: rules}.get(error.table or "")
+    if table is None:
+        return error
+    row = table.row_of("activity" if table is acts else "rule", error.key)
+    column = error.column if error.column and table.has(error.column) else None
+    return table.error(error.message, row, column, error.fix)
+
+
+# ------------------------------------------------------------------------------ running
+@dataclass
+class MixOutcome:
+    data: MixInput
+    result: MixResult
+    pareto: list[ParetoPoint]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    infeasible_rules: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
+    @property
+    def reason(self) -> str | None:
+        """Why there is no plan (None when there is one)."""
+        if self.result.change is not None:
+            return None
+        return self.result.certificate.message or self.result.status.value
+
+
+def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
+    """The solve, then the Pareto sweep over K in what is left of ``options.time_limit`` (the limit
+    bounds both); the sweep is skipped, with a note, when little is left."""
+    options = options or RunOptions()
+    deadline = Deadline(options.time_limit)
+    result = solve(
+        data.problem,
+        solver=data.solver,
+        formulation=data.formulation,
+        time_limit=deadline.remaining(),
+        gap=data.gap,
+        progress=options.progress,
+    )
+    sweep: list[ParetoPoint] = []
+    notes: list[str] = []
+    rules: list[str] = []
+    if result.status == Status.INFEASIBLE:
+        rules = conflicting_rows(data.problem)
+    left = deadline.remaining()
+    if result.change is None:
+        pass
+    elif left is not None and options.time_limit is not None and left < SWEEP_MIN_SHARE * options.time_limit:
+        notes.append(
+            f"The Pareto sweep was skipped: the solve used {number_text(round(deadline.elapsed(), 1))} s of the "
+            f"{number_text(options.time_limit)} s time limit."
+        )
+    else:
+        sweep = pareto_over_changes(
+            data.problem,
+            data.pareto_points,
+            solver=data.solver,
+            time_limit=left,
+            gap=data.gap,
+            progress=options.progress,
+        )
+        missing = [pt.k for pt in sweep if pt.result.change is None]
+        if missing:
+            notes.append(
+                f"{len(missing)} of {len(sweep)} Pareto points have no plan (K = "
+                f"{', '.join(str(k) for k in missing[:10])}{' ...' if len(missing) > 10 else ''}); "
+                "they are not charted."
+            )
+    return MixOutcome(data, result, sweep, deadline.elapsed(), notes, rules)
+
+
+def summary(outcome: MixOutcome) -> dict[str, Any]:
+    """The JSON summary of ``dmplan solve --summary-json``."""
+    r, p = outcome.result, outcome.data.problem
+    cert = r.certificate
+    spend = r.spend
+    return {
+        "model": "mix",
+        "status": cert.status.value,
+        "objective": cert.objective,
+        "bound": cert.bound,
+        "gap": cert.gap,
+        "seconds": outcome.seconds,
+        "solve_seconds": cert.seconds,
+        "solver": cert.solver,
+        "formulation": r.formulation,
+        "iterations": cert.iterations,
+        "root_bound": r.root_bound,
+        "message": cert.message,
+        "reason": outcome.reason,
+        "infeasible_rules": outcome.infeasible_rules,
+        "warnings": [*outcome.data.warnings, *outcome.notes],
+        "feasible": cert.feasibility.ok if cert.feasibility else None,
+        "changes": r.changes if r.change is not None else None,
+        "max_changes": p.k,
+        "activities": p.n,
+        "budget_min": p.budget_min,
+        "budget_max": p.budget_max,
+        "budget_used": float(spend.sum()) if spend is not None else None,
+        "baseline_total": float(p.baseline.sum()),
+        "baseline_revenue": p.revenue(np.zeros(p.n)),
+        "plan": {key: float(v) for key, v in zip(p.activity, spend, strict=True)} if spend is not None else None,
+        "pareto": [
+            {
+                "k": pt.k,
+                "k_share": pt.k_share,
+                "objective": pt.objective,
+                "revenue_share": pt.revenue_share,
+                "status": pt.status.value,
+                "has_plan": pt.result.change is not None,
+                "knee": pt.knee,
+            }
+            for pt in outcome.pareto
+        ],
+    }
