@@ -176,9 +176,10 @@ class Table:
             table.warnings.append(f"{table.where()}: blank {rows_text(inside)} skipped; the rows below were read.")
         hidden = sorted(r for r in set(hidden_rows) if r in set(table.row_numbers))
         if hidden:
+            one = len(hidden) == 1
             table.warnings.append(
-                f"{table.where()}: {rows_text(hidden)} hidden or filtered out in Excel; DMPlan read them like every "
-                "other row."
+                f"{table.where()}: {rows_text(hidden)} {'is' if one else 'are'} hidden or filtered out in Excel; "
+                f"DMPlan read {'it' if one else 'them'} like every other row."
             )
         return table
 

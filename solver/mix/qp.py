@@ -130,7 +130,9 @@ def solve_box_qp(
     matrix = sp.csc_matrix(rows.matrix[:, free] @ sp.diags(scale)) if rows.matrix.shape[0] else sp.csc_matrix((0, n))
     row_size = np.ones(matrix.shape[0])
     if matrix.shape[0]:
-        row_size = np.maximum(np.asarray(abs(matrix).max(axis=1).todense()).ravel(), 1e-300)
+        size = np.asarray(abs(matrix).max(axis=1).todense()).ravel()
+        # a row without free activities keeps scale 1: dividing its bounds by a tiny size overflowed
+        row_size = np.where(size > 0, size, 1.0)
         matrix = sp.csc_matrix(sp.diags(1.0 / row_size) @ matrix)
     lp.num_row_ = matrix.shape[0]
     lp.row_lower_ = (rows.lower - shift) / row_size
