@@ -206,6 +206,7 @@ BENCHMARKS = {
     "coupon": ("dmplan.bench.coupon", "segment LP and customer lists"),
     "mix": ("dmplan.bench.mix", "MISOCP vs MIQP, backends, Pareto"),
     "udf": ("dmplan.bench.udf", "worksheet functions: time per call in-process"),
+    "retailer-book": ("dmplan.bench.retailer_book", "dmplan solve --time-limit T on the retailer workbook"),
 }
 
 

@@ -55,9 +55,28 @@ def _optional_number(table: Table, row: int, column: str) -> float | None:
     return table.number(value, row, column, what="number (or leave the cell blank)")
 
 
-def _same(value: Any, match: Any) -> bool:
-    """Case-insensitive equality of a cell and a rule's match value (numbers as typed: 3 == '3')."""
-    return not is_blank(value) and as_text(value).lower() == as_text(match).lower()
+def match_key(value: Any) -> str:
+    """How a cell and a rule's match value compare: case-insensitive text, numbers as typed (3 == '3')."""
+    return as_text(value).lower()
+
+
+class ColumnIndex:
+    """The rows of each value of an Activities column, built once per column: a rule's weights are then
+    one look-up, not a pass over every activity (2,600 rules x 3,000 activities took 70 s)."""
+
+    def __init__(self, activities: Table) -> None:
+        self.activities = activities
+        self._index: dict[str, dict[str, list[int]]] = {}
+
+    def rows(self, column: str, match: Any) -> list[int]:
+        key = normalize(column)
+        if key not in self._index:
+            index: dict[str, list[int]] = {}
+            for i, value in enumerate(self.activities.values(column)):
+                if not is_blank(value):
+                    index.setdefault(match_key(value), []).append(i)
+            self._index[key] = index
+        return self._index[key].get(match_key(match), [])
 
 
 def _is_number(value: Any) -> bool:
@@ -80,6 +99,7 @@ def read_rules(table: Table, activities: Table, n: int) -> tuple[list[Rule], lis
     ons = table.values("on") if table.has("on") else [None] * len(names)
     rules: list[Rule] = []
     rows: list[dict[str, Any]] = []
+    index = ColumnIndex(activities)
     for r, (name, column) in enumerate(zip(names, columns, strict=True)):
         if not activities.has(column):
             raise table.error(
@@ -112,7 +132,8 @@ def read_rules(table: Table, activities: Table, n: int) -> tuple[list[Rule], lis
                     fix=f"Enter the value of {column!r} the rule applies to (e.g. TV), or name a numeric column.",
                 ) from None
         else:
-            weights = np.array([1.0 if _same(v, match) else 0.0 for v in activities.values(column)])
+            weights = np.zeros(n)
+            weights[index.rows(column, match)] = 1.0
             if not weights.any():
                 raise table.error(
                     f"rule {name!r}: no activity has {column} = {display(match)}.",

@@ -186,7 +186,13 @@ class Table:
     # ----------------------------------------------------------------- locations
     @property
     def columns(self) -> list[str]:
-        return [normalize(h) for h in self.headers]
+        """Normalised headers (computed again only when the headers change)."""
+        key = tuple(self.headers)
+        cached = self.__dict__.get("_columns")
+        if cached is None or cached[0] != key:
+            cached = (key, [normalize(h) for h in self.headers])
+            self.__dict__["_columns"] = cached
+        return cached[1]
 
     def has(self, column: str) -> bool:
         return normalize(column) in self.columns
