@@ -35,8 +35,8 @@ def write_retailer_book(path: Path, seed: int = 0) -> int:
     rule_rows = []
     for rule in p.rules:
         family, label = rule.name.rsplit(" ", 1)
-        for i in np.flatnonzero(rule.weights):
-            labels[family][i] = label
+        for row in np.flatnonzero(rule.weights).tolist():
+            labels[family][row] = label
         rule_rows.append([rule.name, family, label, rule.lower, rule.upper, rule.on])
     wb = Workbook()
     acts = wb.active
