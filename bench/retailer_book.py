@@ -58,8 +58,8 @@ def write_retailer_book(path: Path, seed: int = 0) -> int:
         )
     rules = wb.create_sheet("Rules")
     rules.append(["rule", "column", "match", "lower", "upper", "on"])
-    for row in rule_rows:
-        rules.append(row)
+    for rule_row in rule_rows:
+        rules.append(rule_row)
     settings = wb.create_sheet("Settings")
     settings.append(["setting", "value"])
     for key, value in (
