@@ -301,6 +301,22 @@ def python_imports(source: str) -> list[str]:
     return re.findall(r'^\s*RunPython\s+"import\s+([\w.]+)', source, re.M)
 
 
+def vba_problems(sources: dict[str, str]) -> list[str]:
+    """Every ``RunPython`` call of our modules must run ``import dmplan; dmplan.<function>()``, a literal:
+    a command built from ``ThisWorkbook.Name`` breaks as soon as the file is renamed."""
+    problems = []
+    literal = re.compile(rf'^\s*RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}\.\w+\(\)"\s*$')
+    for module, source in sources.items():
+        if module == "xlwings":  # xlwings' own module defines RunPython; it calls none
+            continue
+        for line in source.splitlines():
+            if re.match(r"^\s*RunPython\b", line) and not literal.match(line):
+                problems.append(f"VBA module {module} runs {line.strip()!r}, not a literal import of {PYTHON_MODULE}")
+    if "xlwings" in sources and xlwings_version_of(sources) != xlwings.__version__:
+        problems.append(f"VBA of xlwings {xlwings_version_of(sources)}, installed xlwings {xlwings.__version__}")
+    return problems
+
+
 # --------------------------------------------------------------------------- macro workbook
 
 
@@ -429,30 +445,22 @@ def vba_sources(path: Path) -> dict[str, str]:
 
 def check_xlam(path: Path) -> list[str]:
     """Problems of a built add-in (empty when it is sound)."""
-    problems = []
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         if "xl/vbaProject.bin" not in names:
             return ["no xl/vbaProject.bin"]
-        if CUSTOMUI_PART not in names:
-            return [f"no {CUSTOMUI_PART}"]
-        customui = zf.read(CUSTOMUI_PART).decode("utf-8")
+        customui = zf.read(CUSTOMUI_PART).decode("utf-8") if CUSTOMUI_PART in names else ""
         rels = zf.read("_rels/.rels").decode("utf-8")
     sources = vba_sources(path)
+    problems = vba_problems(sources)
+    if not customui:
+        problems.append(f"no {CUSTOMUI_PART}")
     if f'Type="{UI_REL_TYPE}" Target="{CUSTOMUI_PART}"' not in rels:
         problems.append("_rels/.rels has no ribbon relationship to " + CUSTOMUI_PART)
     for action in onaction_names(customui):
         module, sub = callback_parts(action)
         if not re.search(rf"^Sub {re.escape(sub)}\(control As IRibbonControl\)", sources.get(module, ""), re.M):
             problems.append(f"onAction {action}: no Sub {sub}(control As IRibbonControl) in VBA module {module}")
-    for module, source in sources.items():
-        if "ThisWorkbook.Name" in source and "RunPython" in source and module != "xlwings":
-            problems.append(f"VBA module {module} derives the Python module from the file name")
-        for name in python_imports(source):
-            if name != PYTHON_MODULE:
-                problems.append(f"VBA module {module} runs import {name}, not {PYTHON_MODULE}")
-    if xlwings_version_of(sources) != xlwings.__version__:
-        problems.append(f"VBA of xlwings {xlwings_version_of(sources)}, installed xlwings {xlwings.__version__}")
     return problems
 
 
