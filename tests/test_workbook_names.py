@@ -1,0 +1,35 @@
+"""The name-collision check itself, and the workbooks this project ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.table import Table
+
+from tests.test_templates import WORKBOOKS
+from tests.workbook_names import assert_no_function_names, colliding_names
+
+
+def test_the_check_finds_tables_and_names_in_any_case(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "DM Pareto"
+    ws.append(["budget", "extra"])
+    ws.append([1, 2])
+    ws.add_table(Table(displayName="DMPareto", ref="A1:B2"))
+    wb.defined_names["mixplan"] = DefinedName("mixplan", attr_text="'DM Pareto'!$A$1")
+    wb.defined_names["budget"] = DefinedName("budget", attr_text="'DM Pareto'!$A$2")
+    path = tmp_path / "clash.xlsx"
+    wb.save(path)
+    found = colliding_names(path)
+    assert found == ["clash.xlsx, sheet DM Pareto: table DMPareto", "clash.xlsx: defined name mixplan"]
+    with pytest.raises(AssertionError, match="DMPareto"):
+        assert_no_function_names(path)
+
+
+@pytest.mark.parametrize("path", WORKBOOKS, ids=lambda p: p.name)
+def test_shipped_workbooks_have_no_name_equal_to_a_function(path: Path) -> None:
+    assert_no_function_names(path)
