@@ -10,17 +10,17 @@ click evaluates it again with the current inputs. Deleting that name (Formulas >
 stops it.
 
 This module is the part that needs no Excel: :func:`split_call` takes a formula apart,
-:func:`argument_kind` tells references from expressions, and :func:`evaluate_call` runs a call with
-an argument resolver. :func:`evaluate_book` walks a live xlwings book with it (references are read
-through xlwings; any other expression, e.g. ``budget_max_ratio*SUM(...)``, is computed by Excel in a
-scratch cell of a temporary sheet).
+:func:`argument_kind` tells references from expressions, :func:`evaluate_call` runs a call with an
+argument resolver, and :func:`kept_formula` / :func:`keep_formula_text` read and write the names
+that keep formulas. :func:`dmplan.addin.xl.evaluate_formulas` walks a live xlwings book with them
+(references are read through xlwings; any other expression, e.g. ``budget_max_ratio*SUM(...)``, is
+computed by Excel in a scratch cell of a temporary sheet).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,17 +132,7 @@ def evaluate_call(call: Call, resolve: Callable[[str], Any]) -> list[list[Any]]:
         return error_text(exc)
 
 
-# --------------------------------------------------------------------------- a live workbook (xlwings)
-@dataclass
-class Found:
-    """A DMPlan call in a live workbook: its sheet, cell address (no $) and formula text."""
-
-    sheet: Any
-    address: str
-    formula: str
-    call: Call
-
-
+# --------------------------------------------------------------------------- formulas kept in a workbook name
 def kept_formula(refers_to: Any) -> tuple[str, str, str] | None:
     """(sheet, address, formula) from a ``_DMPlanFormula`` name's ``="[Sheet]A1=DMPLAN(...)"``.
 
@@ -162,161 +152,3 @@ def kept_formula(refers_to: Any) -> tuple[str, str, str] | None:
 def keep_formula_text(sheet: str, address: str, formula: str) -> str:
     """The ``refers_to`` of a ``_DMPlanFormula`` name (inverse of :func:`kept_formula`)."""
     return '="' + f"[{sheet}]{address}{formula}".replace('"', '""') + '"'
-
-
-def find_calls(book: Any) -> Iterator[Found]:
-    """Every DMPlan call of ``book``: formulas in cells, and those kept by an earlier evaluation.
-
-    An array formula reports its text in every cell it covers: only its first cell (top-left in
-    reading order) counts. A text cell that shows a formula's text (the templates' examples, typed
-    with a leading apostrophe) has that text as its value too: it is not a call.
-    """
-    found: dict[tuple[str, str], Found] = {}
-    for name in book.names:
-        if name.name.split("!")[-1].startswith(NAME_PREFIX):
-            kept = kept_formula(name.refers_to)
-            if kept is not None and kept[0] in [s.name for s in book.sheets]:
-                sheet, address, formula = kept
-                call = split_call(formula)
-                assert call is not None
-                found[(sheet, address)] = Found(book.sheets[sheet], address, formula, call)
-    for sheet in book.sheets:
-        used = sheet.used_range
-        formulas = used.options(ndim=2).formula
-        values = used.options(ndim=2).value
-        seen: set[str] = set()
-        for i, row in enumerate(formulas):
-            for j, formula in enumerate(row):
-                call = split_call(formula)
-                if call is None or formula in seen or values[i][j] == formula:
-                    continue
-                seen.add(formula)
-                address = used[i, j].address.replace("$", "")
-                found[(sheet.name, address)] = Found(sheet, address, formula, call)
-    yield from found.values()
-
-
-class LiveResolver:
-    """Argument texts -> values in a live book: references and names read by xlwings, the rest by Excel."""
-
-    def __init__(self, book: Any, sheet: Any) -> None:
-        self.book, self.sheet = book, sheet
-        self._scratch: Any = None
-
-    def __call__(self, text: str) -> Any:
-        kind = argument_kind(text)
-        if kind in ("number", "text"):
-            return literal(text)
-        if kind == "reference":
-            return self._range(text).options(ndim=2).value
-        if kind == "name":
-            target = self._name(text)
-            if target is not None:
-                return target.options(ndim=2).value if target.count > 1 else target.value
-        return self._computed(text)
-
-    def _range(self, text: str) -> Any:
-        if "!" in text:
-            sheet_name, address = text.rsplit("!", 1)
-            sheet_name = sheet_name.strip("'").replace("''", "'")
-            return self.book.sheets[sheet_name].range(address.replace("$", ""))
-        return self.sheet.range(text.replace("$", ""))
-
-    def _name(self, text: str) -> Any:
-        for name in self.book.names:
-            if name.name.split("!")[-1].lower() == text.lower():
-                try:
-                    return name.refers_to_range
-                except Exception:  # a name for a constant or a formula: Excel computes it
-                    return None
-        return None
-
-    def _computed(self, text: str) -> Any:
-        if self._scratch is None:
-            self._scratch = self.book.sheets.add("DMPlan evaluate")
-        cell = self._scratch.range("A1")
-        cell.formula = f"={text}"
-        return cell.value
-
-    def close(self) -> None:
-        if self._scratch is not None:
-            self._scratch.delete()
-            self._scratch = None
-
-
-def _clear_array(cell: Any) -> None:
-    """Clear the array formula ``cell`` belongs to: Excel refuses writes into part of an array."""
-    with contextlib.suppress(Exception):  # engines without array formulas
-        if cell.has_array:
-            cell.current_array.clear_contents()
-
-
-def _keep(book: Any, found: Found) -> None:
-    """Record ``found``'s formula in a hidden ``_DMPlanFormula<n>`` name (reusing its own if it has one)."""
-    names = [n for n in book.names if n.name.split("!")[-1].startswith(NAME_PREFIX)]
-    for name in names:
-        kept = kept_formula(name.refers_to)
-        if kept is not None and kept[:2] == (found.sheet.name, found.address):
-            name.refers_to = keep_formula_text(found.sheet.name, found.address, found.formula)
-            return
-    taken = {n.name.split("!")[-1] for n in names}
-    number = 1
-    while f"{NAME_PREFIX}{number}" in taken:
-        number += 1
-    text = keep_formula_text(found.sheet.name, found.address, found.formula)
-    added = book.names.add(f"{NAME_PREFIX}{number}", text)
-    with contextlib.suppress(Exception):  # Windows; elsewhere the name stays visible in the Name Manager
-        added.api.Visible = False
-
-
-def evaluate_book(book: Any, status: Callable[[str], None] | None = None) -> list[tuple[str, str, str]]:
-    """Evaluate every DMPlan call of ``book`` and write its values; returns (sheet, cell, outcome) rows."""
-    done = []
-    for found in list(find_calls(book)):
-        if status is not None:
-            status(f"DMPlan: evaluating {found.sheet.name}!{found.address} ({found.call.function})…")
-        resolver = LiveResolver(book, found.sheet)
-        try:
-            grid = evaluate_call(found.call, resolver)
-        finally:
-            resolver.close()
-        cell = found.sheet.range(found.address)
-        _clear_array(cell)
-        cell.options(ndim=2).value = grid
-        _keep(book, found)
-        first = grid[0][0] if grid and grid[0] else ""
-        outcome = first if isinstance(first, str) and first.startswith("#DMPLAN!") else f"{len(grid)} rows"
-        done.append((found.sheet.name, found.address, outcome))
-    return done
-
-
-def main(book: Any | None = None) -> None:
-    """Ribbon button **Evaluate formulas**: evaluate the caller workbook's DMPlan formulas."""
-    import xlwings as xw
-
-    if book is None:
-        book = xw.Book.caller()
-
-    def status(text: str) -> None:
-        with contextlib.suppress(Exception):  # engines without a status bar
-            book.app.status_bar = text
-
-    try:
-        done = evaluate_book(book, status)
-    except Exception as exc:  # a message box, not a console traceback
-        _alert(book, f"DMPlan could not evaluate the formulas:\n\n{type(exc).__name__}: {exc}")
-        return
-    if not done:
-        _alert(book, "This workbook has no DMPLAN, DMPARETO or MIXPLAN formula to evaluate.")
-        return
-    failed = [row for row in done if row[2].startswith("#DMPLAN!")]
-    status(f"DMPlan evaluated {len(done)} formula(s)" + (f"; {len(failed)} returned an error." if failed else "."))
-
-
-def _alert(book: Any, message: str) -> None:
-    import sys
-
-    try:
-        book.app.alert(message, title="DMPlan")
-    except Exception:
-        print(message, file=sys.stderr)

@@ -548,11 +548,11 @@ def fit_wrapped_rows(ws: Worksheet, chars_per_line: float = 1.1, line_height: fl
 
 
 def write_all(folder: Path) -> list[Path]:
-    """Regenerate the .xlsx files in ``templates/``."""
+    """Regenerate the .xlsx files in ``templates/`` (replacing the committed ones)."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [write_template("coupon", folder / TEMPLATE_FILES["coupon"])]
+    written = [write_template("coupon", folder / TEMPLATE_FILES["coupon"], replace=True)]
     with contextlib.suppress(ImportError):  # the mix model is not installed
-        written.append(write_template("mix", folder / TEMPLATE_FILES["mix"]))
+        written.append(write_template("mix", folder / TEMPLATE_FILES["mix"], replace=True))
     for path in written:
         path.chmod(0o644)  # files to hand out: readable by everyone (the atomic writer's temp file is 0600)
     return written

@@ -13,7 +13,7 @@ runs except the OS's file cache) and printed beside its reference measured in th
   ``xw.Book.caller`` returning that book, and the status bar replaced by a recorder that stops the
   run at the first message (the remote engine has no status bar).
 
-Usage: ``python -m dmplan.bench.startup [--repeat N]`` (``dmplan bench startup`` once the CLI lists it).
+Usage: ``dmplan bench startup [--repeat N]`` (or ``python -m dmplan.bench.startup``).
 """
 
 from __future__ import annotations

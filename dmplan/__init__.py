@@ -48,6 +48,6 @@ def main() -> None:
 def evaluate_formulas() -> None:
     """Ribbon button Evaluate formulas (Excel for macOS, where worksheet functions do not run): compute
     the active workbook's DMPLAN / DMPARETO / MIXPLAN formulas with the functions' code, write the values."""
-    from dmplan.addin.formulas import main as formulas_main
+    from dmplan.addin.xl import evaluate_formulas as xl_evaluate_formulas
 
-    formulas_main()
+    xl_evaluate_formulas()

@@ -1,8 +1,9 @@
 """Evaluate formulas (the macOS stand-in for worksheet functions): DMPlan's formulas computed by DMPlan.
 
-The pure part (taking formulas apart, dispatching to the worksheet functions' code) is tested on the
-templates' own formulas; the live part on a stand-in for an xlwings book (no Excel here, and xlwings'
-remote engine has no formulas), whose "Excel" computes only the expressions the test lists.
+The pure part (dmplan.addin.formulas: taking formulas apart, dispatching to the worksheet functions'
+code) is tested on the templates' own formulas; the live part (dmplan.addin.xl.evaluate_book) on a
+stand-in for an xlwings book (no Excel here, and xlwings' remote engine has no formulas), whose
+"Excel" computes only the expressions the test lists.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from dmplan.addin import formulas, udf
+from dmplan.addin import formulas, udf, xl
 from dmplan.addin.formulas import Call, argument_kind, split_call
 from dmplan.bench.udf import book_arguments
 from tests.test_templates import TEMPLATES
@@ -257,7 +258,7 @@ def _book() -> FakeBook:
 def test_evaluate_book_writes_the_functions_values_and_keeps_the_formula() -> None:
     book = _book()
     segments, mailings = book_arguments()
-    done = formulas.evaluate_book(book)
+    done = xl.evaluate_book(book)
     assert sorted(done) == [("Plan", "B2", "17 rows"), ("Plan", "H2", "17 rows")]
     plan = book.sheets["Plan"]
     expected = udf.dmplan_udf(segments, mailings, 1_000_000.0)
@@ -276,7 +277,7 @@ def test_evaluate_book_writes_the_functions_values_and_keeps_the_formula() -> No
     # the next click evaluates the kept formulas again, with the inputs as they are then
     book.sheets["Data"].write("P1", [[800_000.0]])
     book.excel["budget_ratio*2"] = 800_000.0
-    again = formulas.evaluate_book(book)
+    again = xl.evaluate_book(book)
     assert sorted(again) == sorted(done)
     cheaper = udf.dmplan_udf(segments, mailings, 800_000.0)
     assert cheaper != expected and plan.range("B2:E18").value == cheaper

@@ -33,3 +33,16 @@ def test_the_check_finds_tables_and_names_in_any_case(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", WORKBOOKS, ids=lambda p: p.name)
 def test_shipped_workbooks_have_no_name_equal_to_a_function(path: Path) -> None:
     assert_no_function_names(path)
+
+
+def test_every_save_in_the_tests_is_checked(tmp_path: Path) -> None:
+    """The autouse fixture in tests/conftest.py checks what DMPlan's writer saves: a clash fails the test."""
+    from dmplan.addin import workbook
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["budget", "extra"])
+    wb.active.append([1, 2])
+    wb.active.add_table(Table(displayName="MixPlan", ref="A1:B2"))
+    with pytest.raises(AssertionError, match="MixPlan"):
+        workbook.save_atomically(wb, tmp_path / "clash.xlsx")
+    assert (tmp_path / "clash.xlsx").exists()  # written, then refused by the check
