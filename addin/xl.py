@@ -33,18 +33,22 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xlwings as xw
 
 from dmplan.addin import formulas
 from dmplan.addin.cells import column_letter, is_blank, normalize
 from dmplan.addin.contract import ModelRun, NoModelError, RunOptions, TableSource
-from dmplan.addin.pipeline import Defaults, input_table_names, models_present, solve_source, write_plan
 from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
 from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value, resolve_refs
 from dmplan.addin.tables import Table
 from dmplan.solver.common import InputError, Progress
+
+# The pipeline brings the models and their solvers (scipy, HiGHS: about a second): it is imported
+# after the button's first status-bar message, not when the add-in's module loads (issue 12).
+if TYPE_CHECKING:
+    from dmplan.addin.pipeline import Defaults
 
 TITLE = "DMPlan"
 CONFIG_SHEETS = ("myaddin.conf", "xlwings.conf")  #: checked in this order; ``myaddin`` is the add-in's VBA project
@@ -351,6 +355,8 @@ def read_config(book: Any) -> dict[str, tuple[Any, str]]:
 
 def config_defaults(book: Any) -> Defaults:
     """The add-in's config as the pipeline's defaults (a workbook's own Settings table wins over them)."""
+    from dmplan.addin.pipeline import Defaults
+
     config = read_config(book)
     time_limit, solver = config.get("time_limit"), config.get("solver")
     where = {key: value[1] for key, value in config.items()}
@@ -477,6 +483,8 @@ def offer_template(book: Any, reason: str) -> None:
 # --------------------------------------------------------------------------- ribbon entry point
 def input_sheets(source: TableSource) -> list[str]:
     """Sheets holding the models' input tables, and the config sheets: never written to."""
+    from dmplan.addin.pipeline import input_table_names, models_present
+
     sheets = list(CONFIG_SHEETS)
     for name in sorted(input_table_names(models_present(source))):
         table = source.table(name)
@@ -495,6 +503,8 @@ def solve_book(book: Any, status: StatusBar | None = None) -> list[ModelRun]:
     status = status or StatusBar(book.app)
     source = XlwingsSource(book)
     status.show(f"{TITLE}: reading the workbook…")
+    from dmplan.addin.pipeline import solve_source, write_plan
+
     runs = solve_source(source, RunOptions(progress=status.progress), config_defaults(book))
     status.show(f"{TITLE}: writing the results…")
     plan = write_plan(runs, existing_sheets(book), taken_names(book), input_sheets(source))
