@@ -207,6 +207,7 @@ BENCHMARKS = {
     "mix": ("dmplan.bench.mix", "MISOCP vs MIQP, backends, Pareto"),
     "udf": ("dmplan.bench.udf", "worksheet functions: time per call in-process"),
     "retailer-book": ("dmplan.bench.retailer_book", "dmplan solve --time-limit T on the retailer workbook"),
+    "startup": ("dmplan.bench.startup", "start-up: dmplan --help, import dmplan, the button's first message"),
 }
 
 

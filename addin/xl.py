@@ -30,19 +30,25 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xlwings as xw
 
+from dmplan.addin import formulas
 from dmplan.addin.cells import column_letter, is_blank, normalize
 from dmplan.addin.contract import ModelRun, NoModelError, RunOptions, TableSource
-from dmplan.addin.pipeline import Defaults, input_table_names, models_present, solve_source, write_plan
 from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
 from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value, resolve_refs
 from dmplan.addin.tables import Table
 from dmplan.solver.common import InputError, Progress
+
+# The pipeline brings the models and their solvers (scipy, HiGHS: about a second): it is imported
+# after the button's first status-bar message, not when the add-in's module loads (issue 12).
+if TYPE_CHECKING:
+    from dmplan.addin.pipeline import Defaults
 
 TITLE = "DMPlan"
 CONFIG_SHEETS = ("myaddin.conf", "xlwings.conf")  #: checked in this order; ``myaddin`` is the add-in's VBA project
@@ -349,6 +355,8 @@ def read_config(book: Any) -> dict[str, tuple[Any, str]]:
 
 def config_defaults(book: Any) -> Defaults:
     """The add-in's config as the pipeline's defaults (a workbook's own Settings table wins over them)."""
+    from dmplan.addin.pipeline import Defaults
+
     config = read_config(book)
     time_limit, solver = config.get("time_limit"), config.get("solver")
     where = {key: value[1] for key, value in config.items()}
@@ -475,6 +483,8 @@ def offer_template(book: Any, reason: str) -> None:
 # --------------------------------------------------------------------------- ribbon entry point
 def input_sheets(source: TableSource) -> list[str]:
     """Sheets holding the models' input tables, and the config sheets: never written to."""
+    from dmplan.addin.pipeline import input_table_names, models_present
+
     sheets = list(CONFIG_SHEETS)
     for name in sorted(input_table_names(models_present(source))):
         table = source.table(name)
@@ -493,6 +503,8 @@ def solve_book(book: Any, status: StatusBar | None = None) -> list[ModelRun]:
     status = status or StatusBar(book.app)
     source = XlwingsSource(book)
     status.show(f"{TITLE}: reading the workbook…")
+    from dmplan.addin.pipeline import solve_source, write_plan
+
     runs = solve_source(source, RunOptions(progress=status.progress), config_defaults(book))
     status.show(f"{TITLE}: writing the results…")
     plan = write_plan(runs, existing_sheets(book), taken_names(book), input_sheets(source))
@@ -525,3 +537,164 @@ def main(book: Any | None = None) -> None:
         text = "\n".join(f"{run.model}: {run.status.value}: {run.reason or ''}" for run in unsolved)
         alert(book, f"No plan for:\n{text}\n\nThe result sheets explain why.", mode="critical")
     # the summary stays in the status bar until Excel's next action replaces it
+
+
+# --------------------------------------------------------------------------- Evaluate formulas (macOS)
+# xlwings runs worksheet functions only on Windows. The ribbon's Evaluate formulas button finds the
+# workbook's DMPLAN / DMPARETO / MIXPLAN calls, resolves their arguments in the live book and runs the
+# functions' own code (dmplan.addin.formulas over dmplan.addin.udf), writing the values in place.
+@dataclass
+class FoundCall:
+    """A DMPlan call in a live workbook: its sheet, cell address (no $) and formula text."""
+
+    sheet: Any
+    address: str
+    formula: str
+    call: formulas.Call
+
+
+def find_calls(book: Any) -> Iterator[FoundCall]:
+    """Every DMPlan call of ``book``: formulas in cells, and those kept by an earlier evaluation.
+
+    An array formula reports its text in every cell it covers: only its first cell (top-left in
+    reading order) counts. A text cell that shows a formula's text (the templates' examples, typed
+    with a leading apostrophe) has that text as its value too: it is not a call.
+    """
+    found: dict[tuple[str, str], FoundCall] = {}
+    for name in book.names:
+        if name.name.split("!")[-1].startswith(formulas.NAME_PREFIX):
+            kept = formulas.kept_formula(name.refers_to)
+            if kept is not None and kept[0] in [s.name for s in book.sheets]:
+                sheet, address, formula = kept
+                call = formulas.split_call(formula)
+                assert call is not None
+                found[(sheet, address)] = FoundCall(book.sheets[sheet], address, formula, call)
+    for sheet in book.sheets:
+        used = sheet.used_range
+        texts = used.options(ndim=2).formula
+        values = used.options(ndim=2).value
+        seen: set[str] = set()
+        for i, row in enumerate(texts):
+            for j, formula in enumerate(row):
+                call = formulas.split_call(formula)
+                if call is None or formula in seen or values[i][j] == formula:
+                    continue
+                seen.add(formula)
+                address = used[i, j].address.replace("$", "")
+                found[(sheet.name, address)] = FoundCall(sheet, address, formula, call)
+    yield from found.values()
+
+
+class LiveResolver:
+    """Argument texts -> values in a live book: references and names read by xlwings, the rest by Excel."""
+
+    def __init__(self, book: Any, sheet: Any) -> None:
+        self.book, self.sheet = book, sheet
+        self._scratch: Any = None
+
+    def __call__(self, text: str) -> Any:
+        kind = formulas.argument_kind(text)
+        if kind in ("number", "text"):
+            return formulas.literal(text)
+        if kind == "reference":
+            return self._range(text).options(ndim=2).value
+        if kind == "name":
+            target = self._name(text)
+            if target is not None:
+                return target.options(ndim=2).value if target.count > 1 else target.value
+        return self._computed(text)
+
+    def _range(self, text: str) -> Any:
+        if "!" in text:
+            sheet_name, address = text.rsplit("!", 1)
+            sheet_name = sheet_name.strip("'").replace("''", "'")
+            return self.book.sheets[sheet_name].range(address.replace("$", ""))
+        return self.sheet.range(text.replace("$", ""))
+
+    def _name(self, text: str) -> Any:
+        for name in self.book.names:
+            if name.name.split("!")[-1].lower() == text.lower():
+                try:
+                    return name.refers_to_range
+                except Exception:  # a name for a constant or a formula: Excel computes it
+                    return None
+        return None
+
+    def _computed(self, text: str) -> Any:
+        if self._scratch is None:
+            self._scratch = self.book.sheets.add("DMPlan evaluate")
+        cell = self._scratch.range("A1")
+        cell.formula = f"={text}"
+        return cell.value
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.delete()
+            self._scratch = None
+
+
+def _clear_array(cell: Any) -> None:
+    """Clear the array formula ``cell`` belongs to: Excel refuses writes into part of an array."""
+    with contextlib.suppress(Exception):  # engines without array formulas
+        if cell.has_array:
+            cell.current_array.clear_contents()
+
+
+def _keep(book: Any, found: FoundCall) -> None:
+    """Record ``found``'s formula in a hidden ``_DMPlanFormula<n>`` name (reusing its own if it has one)."""
+    names = [n for n in book.names if n.name.split("!")[-1].startswith(formulas.NAME_PREFIX)]
+    for name in names:
+        kept = formulas.kept_formula(name.refers_to)
+        if kept is not None and kept[:2] == (found.sheet.name, found.address):
+            name.refers_to = formulas.keep_formula_text(found.sheet.name, found.address, found.formula)
+            return
+    taken = {n.name.split("!")[-1] for n in names}
+    number = 1
+    while f"{formulas.NAME_PREFIX}{number}" in taken:
+        number += 1
+    text = formulas.keep_formula_text(found.sheet.name, found.address, found.formula)
+    added = book.names.add(f"{formulas.NAME_PREFIX}{number}", text)
+    with contextlib.suppress(Exception):  # Windows; elsewhere the name stays visible in the Name Manager
+        added.api.Visible = False
+
+
+def evaluate_book(book: Any, status: Callable[[str], None] | None = None) -> list[tuple[str, str, str]]:
+    """Evaluate every DMPlan call of ``book`` and write its values; returns (sheet, cell, outcome) rows."""
+    done = []
+    for found in list(find_calls(book)):
+        if status is not None:
+            status(f"DMPlan: evaluating {found.sheet.name}!{found.address} ({found.call.function})…")
+        resolver = LiveResolver(book, found.sheet)
+        try:
+            grid = formulas.evaluate_call(found.call, resolver)
+        finally:
+            resolver.close()
+        cell = found.sheet.range(found.address)
+        _clear_array(cell)
+        cell.options(ndim=2).value = grid
+        _keep(book, found)
+        first = grid[0][0] if grid and grid[0] else ""
+        outcome = first if isinstance(first, str) and first.startswith("#DMPLAN!") else f"{len(grid)} rows"
+        done.append((found.sheet.name, found.address, outcome))
+    return done
+
+
+def evaluate_formulas(book: Any | None = None) -> None:
+    """Ribbon button **Evaluate formulas** (Excel for macOS, where worksheet functions do not run)."""
+    if book is None:
+        book = xw.Book.caller()
+    status = StatusBar(book.app)
+    try:
+        done = evaluate_book(book, status.show)
+    except Exception as exc:  # a message box, not a console traceback
+        status.clear()
+        alert(book, f"DMPlan could not evaluate the formulas:\n\n{type(exc).__name__}: {exc}", mode="critical")
+        return
+    if not done:
+        status.clear()
+        alert(book, "This workbook has no DMPLAN, DMPARETO or MIXPLAN formula to evaluate.")
+        return
+    failed = [row for row in done if row[2].startswith("#DMPLAN!")]
+    status.show(
+        f"{TITLE}: evaluated {len(done)} formula(s)" + (f"; {len(failed)} returned an error." if failed else ".")
+    )

@@ -13,19 +13,16 @@ import argparse
 import multiprocessing
 import time
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
-from dmplan.solver.common import relative_gap
-from dmplan.solver.coupon import CouponProblem, CustomerList, solve, solve_customers
-from dmplan.solver.coupon.book import book_problem, scored_customers
-from dmplan.solver.coupon.reference import reference_binary
+# Solvers and numpy load when a benchmark runs, not when ``dmplan --help`` lists its options.
+if TYPE_CHECKING:
+    from dmplan.solver.coupon import CouponProblem, CustomerList
 
 
 def _reference_worker(problem: CouponProblem, customers: CustomerList, time_limit: float, queue: Any) -> None:
+    from dmplan.solver.coupon.reference import reference_binary
+
     queue.put(reference_binary(problem, customers, time_limit))
 
 
@@ -55,6 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from dmplan.solver.common import relative_gap
+    from dmplan.solver.coupon import solve, solve_customers
+    from dmplan.solver.coupon.book import book_problem, scored_customers
+
     console = Console(width=max(160, Console().width))  # tables stay readable in a log file
     problem, book_customers = book_problem()
 

@@ -22,15 +22,15 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from dmplan.solver.common import Status
-from dmplan.solver.mix import MixProblem, MixResult, available_solvers, solve
-from dmplan.solver.mix.generator import InstanceSpec, paper_instance, paper_specs, retailer_instance
-from dmplan.solver.mix.pareto import pareto_over_changes
-from dmplan.solver.mix.relaxation import root_bound
+# The mix solver (scipy, HiGHS) loads when a benchmark runs, not when ``dmplan --help`` lists its options.
+if TYPE_CHECKING:
+    from dmplan.solver.mix import MixProblem, MixResult
+    from dmplan.solver.mix.generator import InstanceSpec
 
 SOLVED_GAP = 1e-4
 
@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its tables; returns the exit code (0)."""
+    from dmplan.solver.mix import available_solvers
+    from dmplan.solver.mix.generator import paper_instance, paper_specs
+
     if args.quick:
         args.n, args.instances, args.time_limit = [150], 4, 20.0
         args.pareto_n, args.pareto_points, args.pareto_time_limit = 200, 10, 30.0
@@ -149,6 +152,8 @@ def _run_instance(
     formulations: list[str],
     args: argparse.Namespace,
 ) -> None:
+    from dmplan.solver.mix import solve
+
     for backend in backends:
         if backend == "ecos" and problem.n > args.ecos_max_n:
             continue
@@ -186,6 +191,8 @@ def _best(report: Report, group: str, instance: int) -> float | None:
 
 
 def _roots(spec: InstanceSpec, index: int, problem: MixProblem, report: Report) -> dict[str, float | str | None]:
+    from dmplan.solver.mix.relaxation import root_bound
+
     best = _best(report, spec.group, index)
     row: dict[str, float | str | None] = {
         "group": spec.group,
@@ -326,6 +333,9 @@ def _num(value: object) -> str:
 
 
 def _retailer(console: Console, report: Report, backends: list[str], args: argparse.Namespace) -> None:
+    from dmplan.solver.mix import available_solvers, solve
+    from dmplan.solver.mix.generator import retailer_instance
+
     case = retailer_instance(args.seed, 4, 25, 4) if args.quick else retailer_instance(args.seed)
     problem = case.problem
     table = Table(
@@ -361,6 +371,10 @@ def _retailer(console: Console, report: Report, backends: list[str], args: argpa
 
 
 def _pareto(console: Console, report: Report, args: argparse.Namespace) -> None:
+    from dmplan.solver.common import Status
+    from dmplan.solver.mix.generator import InstanceSpec, paper_instance
+    from dmplan.solver.mix.pareto import pareto_over_changes
+
     spec = InstanceSpec(args.pareto_n, "weak", 0.10, 1.0, args.seed + 101)
     problem = paper_instance(spec)
     start = time.perf_counter()

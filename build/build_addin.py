@@ -1,28 +1,34 @@
 """Build DMPlan's Excel add-in (``xlsm/dmplan.xlam``) and macro workbooks on any OS, without Excel.
 
 The add-in starts from the ribbon add-in template that ships inside the xlwings package
-(``quickstart_addin_ribbon.xlam``, BSD licensed). Its compiled VBA cannot be edited here, so
-everything we need must already be in it; what it holds (checked with oletools' olevba):
+(``quickstart_addin_ribbon.xlam``, BSD licensed), whose VBA project holds xlwings' own VBA
+(``RunPython``, the worksheet-function import, the config lookup). Its source is replaced, not
+its p-code: the template ships without a performance cache, so Excel compiles every module from
+source when it opens the file (see ``build/vba_project.py``). We replace:
 
-* module ``RibbonMyAddin`` with ``Sub RunMain(control As IRibbonControl)``, which runs
-  ``RunPython "import <name>; <name>.main()"`` where ``<name>`` is the add-in's file name
-  without extension. Our file is ``dmplan.xlam``, so a ribbon click runs ``dmplan.main()``.
-  Every button calls this one macro (the VBA ignores which control was clicked), so
-  ``dmplan.main()`` decides what to do from the workbook's content.
-* module ``xlwings`` with ``PROJECT_NAME = "myaddin"``: the add-in reads its settings
-  (``Interpreter_Win``/``Interpreter_Mac``, ``PYTHONPATH`` ...) from a sheet ``myaddin.conf``
-  in the active workbook, a file ``myaddin.conf`` beside it, or the user file
-  ``%USERPROFILE%\\.myaddin\\myaddin.conf`` (macOS: ``~/Library/Containers/com.microsoft.Excel/Data/myaddin.conf``).
+* module ``RibbonMyAddin``: the ribbon callbacks (:data:`RIBBON_VBA`). Every button imports the
+  module ``dmplan`` by name, so a copy saved as ``dmplan (1).xlam`` runs the same code (xlwings'
+  template derived the module from the file name). ``ImportFunctions`` calls xlwings'
+  ``ImportPythonUDFsToAddin``; ``EvaluateFormulas`` runs ``dmplan.evaluate_formulas()``, the
+  macOS stand-in for worksheet functions, which xlwings does not run there.
+* in module ``xlwings``, the default of ``GetUdfModules`` (used when the config has no
+  ``UDF Modules``): ``dmplan`` instead of the file name.
+
+The rest stays xlwings' VBA of the version pinned in pyproject.toml (``XLWINGS_VERSION`` in the VBA;
+the build refuses another installed xlwings). ``PROJECT_NAME = "myaddin"``: the add-in reads its
+settings (``Interpreter_Win``/``Interpreter_Mac``, ``UDF Modules`` ...) from a sheet ``myaddin.conf``
+in the active workbook, a file ``myaddin.conf`` beside it, or the user file
+``%USERPROFILE%\\.myaddin\\myaddin.conf`` (macOS: ``~/Library/Containers/com.microsoft.Excel/Data/myaddin.conf``).
 
 openpyxl refuses ``.xlam`` files and drops the ribbon relationship of files it rewrites, so
 the package is assembled at the zip level: the template's parts are copied, its Excel 2007
 ``customUI/customUI.xml`` is replaced by our ``customUI/customUI14.xml``, written last.
 
-The standalone demo workbook (``xlsm/dmplan_demo.xlsm``) is the other way round: the input
-sheets come from an ``.xlsx`` written by the template generator, and the VBA project of
-xlwings' ``quickstart_standalone.xlsm`` (RunPython included, no add-in needed; macro
-``Module1.SampleCall`` runs ``import dmplan_demo; dmplan_demo.main()``) is put into it, with a
-form button on the first sheet that runs that macro.
+The macro workbooks (``xlsm/dmplan_demo.xlsm``, the ``.xlsm`` templates) are the other way round:
+the input sheets come from an ``.xlsx`` written by the template generator, and the VBA project of
+xlwings' ``quickstart_standalone.xlsm`` (RunPython included, no add-in needed) is put into it, with
+``Module1.SampleCall`` rewritten to run ``import dmplan; dmplan.main()`` (:data:`STANDALONE_VBA`)
+and a form button on the first sheet that runs that macro.
 
 Usage::
 
@@ -34,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -45,6 +50,10 @@ import xlwings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import vba_project  # noqa: E402
+
 from dmplan.addin.ooxml import attach_vml, read_parts, rels_add, sheet_parts  # noqa: E402
 
 XLWINGS_DIR = Path(xlwings.__file__).resolve().parent
@@ -53,12 +62,56 @@ STANDALONE_TEMPLATE = XLWINGS_DIR / "quickstart_standalone.xlsm"
 ADDIN_OUT = ROOT / "xlsm" / "dmplan.xlam"
 DEMO_OUT = ROOT / "xlsm" / "dmplan_demo.xlsm"
 
-#: The only ribbon callback the template's VBA defines (module.sub, with an IRibbonControl argument).
+#: The Python module every button imports, whatever the workbook or add-in file is called.
+PYTHON_MODULE = "dmplan"
+#: Ribbon callbacks (module.sub, each with an IRibbonControl argument) defined by :data:`RIBBON_VBA`.
 RIBBON_CALLBACK = "RibbonMyAddin.RunMain"
-#: The standalone template's macro: runs ``import <workbook name>; <workbook name>.main()``.
+IMPORT_CALLBACK = "RibbonMyAddin.ImportFunctions"
+EVALUATE_CALLBACK = "RibbonMyAddin.EvaluateFormulas"
+#: The standalone template's macro, rewritten by :data:`STANDALONE_VBA` to run ``dmplan.main()``.
 STANDALONE_MACRO = "SampleCall"
 #: ``PROJECT_NAME`` in the add-in template's VBA: names its config sheet and config file.
 VBA_PROJECT_NAME = "myaddin"
+
+RIBBON_VBA = f"""Attribute VB_Name = "RibbonMyAddin"
+' DMPlan's ribbon callbacks, written by DMPlan's build/build_addin.py (edits made in Excel are lost).
+' Every button imports the Python module {PYTHON_MODULE} by name: the add-in's file name plays no part,
+' so a copy saved as "dmplan (1).xlam" runs the same code.
+Public Const DMPLAN_MODULE As String = "{PYTHON_MODULE}"
+
+Sub RunMain(control As IRibbonControl)
+    RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}.main()"
+End Sub
+
+Sub ImportFunctions(control As IRibbonControl)
+    ' xlwings writes the VBA of DMPLAN, DMPARETO and MIXPLAN into this add-in (module xlwings_udfs);
+    ' the functions come from the config's "UDF Modules", else from {PYTHON_MODULE} (GetUdfModules).
+    #If Mac Then
+        MsgBox "Worksheet functions run only in Excel for Windows (xlwings does not support them on macOS)." _
+            & vbNewLine & vbNewLine & "On macOS, click DMPlan > Evaluate formulas: it computes this workbook's " _
+            & "DMPLAN, DMPARETO and MIXPLAN formulas with the same code and writes their values.", _
+            vbInformation, "DMPlan"
+    #Else
+        ImportPythonUDFsToAddin
+    #End If
+End Sub
+
+Sub EvaluateFormulas(control As IRibbonControl)
+    RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}.evaluate_formulas()"
+End Sub
+"""
+
+#: xlwings' ``GetUdfModules`` falls back to the file name without extension; ours to ``dmplan``.
+UDF_DEFAULT_OLD = "GetUdfModules = Left$(wb.Name, Len(wb.Name) - 5) ' assume that it ends in .xls*"
+UDF_DEFAULT_NEW = "GetUdfModules = DMPLAN_MODULE ' DMPlan: the module's name, not the file's"
+
+STANDALONE_VBA = f"""Attribute VB_Name = "Module1"
+' DMPlan's run button, written by DMPlan's build/build_addin.py: it imports the Python module
+' {PYTHON_MODULE} by name, so the workbook runs whatever it is called (plan_march.xlsm too).
+Sub SampleCall()
+    RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}.main()"
+End Sub
+"""
 
 CUSTOMUI14_NS = "http://schemas.microsoft.com/office/2009/07/customui"
 UI_REL_TYPE = "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility"
@@ -69,8 +122,8 @@ XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.m
 XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)  # reproducible zips
 
-# (id, label, size, imageMso, screentip, supertip); all run RIBBON_CALLBACK -> dmplan.main().
-BUTTONS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
+# (id, label, size, imageMso, screentip, supertip, onAction callback)
+BUTTONS: dict[str, list[tuple[str, str, str, str, str, str, str]]] = {
     "Optimise": [
         (
             "dmplanSolve",
@@ -81,6 +134,7 @@ BUTTONS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
             "Finds the coupon-plan and marketing-mix input tables in the active workbook, solves them and "
             "writes the result sheets (input sheets are never changed). Settings: solver and time_limit in "
             "a sheet named myaddin.conf, or the Settings table.",
+            RIBBON_CALLBACK,
         ),
     ],
     "Templates": [
@@ -92,22 +146,46 @@ BUTTONS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
             "Insert a coupon-plan or marketing-mix template",
             "On a workbook without DMPlan input tables, asks which template to insert (Yes: coupon plan, "
             "No: marketing mix). On a workbook that already holds input tables it solves them, like "
-            "Solve workbook: both buttons run the same add-in macro.",
+            "Solve workbook: both buttons run dmplan.main().",
+            RIBBON_CALLBACK,
+        ),
+    ],
+    "Functions": [
+        (
+            "dmplanImportFunctions",
+            "Import functions",
+            "large",
+            "FunctionWizard",
+            "Make =DMPLAN(), =DMPARETO() and =MIXPLAN() available (Excel for Windows)",
+            "Imports DMPlan's worksheet functions into this add-in through xlwings (needs Trust access to the "
+            "VBA project object model). Excel for Windows only: on macOS use Evaluate formulas.",
+            IMPORT_CALLBACK,
+        ),
+        (
+            "dmplanEvaluateFormulas",
+            "Evaluate formulas",
+            "large",
+            "CalculateNow",
+            "Compute this workbook's DMPLAN, DMPARETO and MIXPLAN formulas and write their values",
+            "For Excel on macOS, where worksheet functions do not run: finds the DMPlan formulas in the "
+            "active workbook, evaluates them with the same code as the functions and writes the values "
+            "beside the formula text.",
+            EVALUATE_CALLBACK,
         ),
     ],
 }
 
 
 # --------------------------------------------------------------------------- ribbon
-def customui_xml(callback: str = RIBBON_CALLBACK) -> str:
-    """Our ribbon: a DMPlan tab whose buttons all run ``callback``."""
+def customui_xml() -> str:
+    """Our ribbon: a DMPlan tab with the buttons of :data:`BUTTONS`."""
     groups = []
     for group, buttons in BUTTONS.items():
         items = "\n".join(
             f"          <button id={quoteattr(bid)} label={quoteattr(label)} size={quoteattr(size)} "
             f"imageMso={quoteattr(image)} screentip={quoteattr(tip)} supertip={quoteattr(supertip)} "
             f"onAction={quoteattr(callback)}/>"
-            for bid, label, size, image, tip, supertip in buttons
+            for bid, label, size, image, tip, supertip, callback in buttons
         )
         gid = "dmplanGroup" + re.sub(r"\W", "", group)
         groups.append(f"        <group id={quoteattr(gid)} label={quoteattr(group)}>\n{items}\n        </group>")
@@ -164,15 +242,43 @@ def _write_zip(out: Path, parts: dict[str, bytes], last: tuple[str, ...] = ()) -
     tmp.replace(out)
 
 
+def xlwings_version_of(sources: dict[str, str]) -> str:
+    """``XLWINGS_VERSION`` as written in a VBA project's ``xlwings`` module."""
+    match = re.search(r'XLWINGS_VERSION As String = "([^"]+)"', sources.get("xlwings", ""))
+    if not match:
+        raise ValueError("the VBA project has no xlwings module with XLWINGS_VERSION")
+    return match.group(1)
+
+
+def _check_xlwings_version(sources: dict[str, str], template: Path) -> None:
+    """The VBA, the installed xlwings and its AppleScript must be one version (pyproject.toml pins it)."""
+    written = xlwings_version_of(sources)
+    if written != xlwings.__version__:
+        raise RuntimeError(
+            f"{template.name} holds the VBA of xlwings {written}, but xlwings {xlwings.__version__} is installed: "
+            f"install the version pyproject.toml pins (pip install -e .)"
+        )
+
+
+def addin_vba(template_vba: bytes, template: Path = RIBBON_TEMPLATE) -> bytes:
+    """The add-in's vbaProject.bin: xlwings' ribbon template with DMPlan's callbacks (see module doc)."""
+    sources = vba_project.module_sources(template_vba)
+    _check_xlwings_version(sources, template)
+    xlwings_module = sources["xlwings"]
+    if xlwings_module.count(UDF_DEFAULT_OLD) != 1:
+        raise RuntimeError(
+            f"{template.name}: GetUdfModules no longer reads {UDF_DEFAULT_OLD!r}; update UDF_DEFAULT_OLD"
+        )
+    return vba_project.replace_modules(
+        template_vba,
+        {"RibbonMyAddin": RIBBON_VBA, "xlwings": xlwings_module.replace(UDF_DEFAULT_OLD, UDF_DEFAULT_NEW)},
+    )
+
+
 def build_xlam(out: Path = ADDIN_OUT, template: Path = RIBBON_TEMPLATE) -> Path:
-    """Write the DMPlan add-in to ``out`` (its file name must stay ``dmplan.xlam``: see module doc)."""
-    if out.stem != "dmplan":
-        raise ValueError(f"{out.name}: the add-in must be named dmplan.xlam, its VBA imports the module of that name")
+    """Write the DMPlan add-in to ``out`` (any file name: the VBA imports ``dmplan`` by name)."""
     parts = read_parts(template)
-    vba = parts["xl/vbaProject.bin"]
-    missing = [name for name in callback_parts(RIBBON_CALLBACK) if name.encode() not in vba]
-    if missing:
-        raise RuntimeError(f"{template.name}: its VBA has no {RIBBON_CALLBACK} ({', '.join(missing)} not found)")
+    parts["xl/vbaProject.bin"] = addin_vba(parts["xl/vbaProject.bin"], template)
     rels = parts["_rels/.rels"].decode("utf-8")
     for old in re.findall(r'Type="[^"]*ui/extensibility"[^>]*Target="/?([^"]+)"', rels):
         parts.pop(old, None)
@@ -186,8 +292,29 @@ def build_xlam(out: Path = ADDIN_OUT, template: Path = RIBBON_TEMPLATE) -> Path:
 
 
 def callback_parts(callback: str) -> list[str]:
-    """``"RibbonMyAddin.RunMain"`` -> the module and procedure names to look for in vbaProject.bin."""
+    """``"RibbonMyAddin.RunMain"`` -> the module and procedure names."""
     return callback.split(".")
+
+
+def python_imports(source: str) -> list[str]:
+    """The modules a VBA module's ``RunPython "import x; ..."`` calls import, in order."""
+    return re.findall(r'^\s*RunPython\s+"import\s+([\w.]+)', source, re.M)
+
+
+def vba_problems(sources: dict[str, str]) -> list[str]:
+    """Every ``RunPython`` call of our modules must run ``import dmplan; dmplan.<function>()``, a literal:
+    a command built from ``ThisWorkbook.Name`` breaks as soon as the file is renamed."""
+    problems = []
+    literal = re.compile(rf'^\s*RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}\.\w+\(\)"\s*$')
+    for module, source in sources.items():
+        if module == "xlwings":  # xlwings' own module defines RunPython; it calls none
+            continue
+        for line in source.splitlines():
+            if re.match(r"^\s*RunPython\b", line) and not literal.match(line):
+                problems.append(f"VBA module {module} runs {line.strip()!r}, not a literal import of {PYTHON_MODULE}")
+    if "xlwings" in sources and xlwings_version_of(sources) != xlwings.__version__:
+        problems.append(f"VBA of xlwings {xlwings_version_of(sources)}, installed xlwings {xlwings.__version__}")
+    return problems
 
 
 # --------------------------------------------------------------------------- macro workbook
@@ -257,17 +384,15 @@ def build_demo_xlsm(
     the workbook becomes macro-enabled, gets the VBA project of xlwings' standalone quickstart
     (RunPython without the add-in) and a form button on its first sheet that runs the macro
     ``SampleCall``, i.e. ``import <out stem>; <out stem>.main()``. A module of that name must be
-    importable (``xlsm/dmplan_demo.py`` sits beside the demo workbook for this).
+    importable; :data:`STANDALONE_VBA` makes that ``dmplan`` whatever the file is called.
     """
     if out.suffix.lower() != ".xlsm":
         raise ValueError(f"{out.name}: a macro workbook must end in .xlsm")
-    if not out.stem.isidentifier():
-        raise ValueError(f"{out.name}: the file name must be a Python module name, its VBA imports it")
     parts = read_parts(template_xlsx)
     macro_parts = read_parts(macro_template)
     if "xl/vbaProject.bin" in parts:
         raise ValueError(f"{template_xlsx.name} already has a VBA project")
-    parts["xl/vbaProject.bin"] = macro_parts["xl/vbaProject.bin"]
+    parts["xl/vbaProject.bin"] = standalone_vba(macro_parts["xl/vbaProject.bin"], macro_template)
 
     types = parts["[Content_Types].xml"].decode("utf-8").replace(XLSX_MAIN, XLSM_MAIN)
     types = types.replace(
@@ -291,6 +416,15 @@ def build_demo_xlsm(
     return out
 
 
+def standalone_vba(template_vba: bytes, template: Path = STANDALONE_TEMPLATE) -> bytes:
+    """The macro workbooks' vbaProject.bin: xlwings' standalone VBA whose button macro runs dmplan.main()."""
+    sources = vba_project.module_sources(template_vba)
+    _check_xlwings_version(sources, template)
+    if f"Sub {STANDALONE_MACRO}()" not in sources.get("Module1", ""):
+        raise RuntimeError(f"{template.name}: no Module1.{STANDALONE_MACRO} to rewrite")
+    return vba_project.replace_modules(template_vba, {"Module1": STANDALONE_VBA})
+
+
 def _free_column(sheet_xml: bytes) -> int:
     """First column (0-based) right of the sheet's used range plus one, so the button hides no data."""
     match = re.search(rb'<dimension ref="[A-Z]+\d+:([A-Z]+)\d+"', sheet_xml)
@@ -303,37 +437,30 @@ def _free_column(sheet_xml: bytes) -> int:
 
 
 # --------------------------------------------------------------------------- checks
-def vba_source(vba_bin: bytes) -> dict[str, str] | None:
-    """The VBA modules' source (module name -> code) when oletools is installed, else None."""
-    try:
-        from oletools.olevba import VBA_Parser  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    parser = VBA_Parser("vbaProject.bin", data=vba_bin)
-    try:
-        return {name.rsplit(".", 1)[0]: code for _, _, name, code in parser.extract_macros()}
-    finally:
-        parser.close()
+def vba_sources(path: Path) -> dict[str, str]:
+    """Module name -> VBA source of a workbook or add-in file."""
+    with zipfile.ZipFile(path) as zf:
+        return vba_project.module_sources(zf.read("xl/vbaProject.bin"))
 
 
 def check_xlam(path: Path) -> list[str]:
     """Problems of a built add-in (empty when it is sound)."""
-    problems = []
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         if "xl/vbaProject.bin" not in names:
             return ["no xl/vbaProject.bin"]
-        if CUSTOMUI_PART not in names:
-            return [f"no {CUSTOMUI_PART}"]
-        vba = zf.read("xl/vbaProject.bin")
-        customui = zf.read(CUSTOMUI_PART).decode("utf-8")
+        customui = zf.read(CUSTOMUI_PART).decode("utf-8") if CUSTOMUI_PART in names else ""
         rels = zf.read("_rels/.rels").decode("utf-8")
+    sources = vba_sources(path)
+    problems = vba_problems(sources)
+    if not customui:
+        problems.append(f"no {CUSTOMUI_PART}")
     if f'Type="{UI_REL_TYPE}" Target="{CUSTOMUI_PART}"' not in rels:
         problems.append("_rels/.rels has no ribbon relationship to " + CUSTOMUI_PART)
     for action in onaction_names(customui):
-        for part in callback_parts(action):
-            if part.encode() not in vba:
-                problems.append(f"onAction {action}: {part!r} is not in vbaProject.bin")
+        module, sub = callback_parts(action)
+        if not re.search(rf"^Sub {re.escape(sub)}\(control As IRibbonControl\)", sources.get(module, ""), re.M):
+            problems.append(f"onAction {action}: no Sub {sub}(control As IRibbonControl) in VBA module {module}")
     return problems
 
 
@@ -348,9 +475,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({out.stat().st_size} bytes)")
     if args.demo:
         demo = build_demo_xlsm(args.demo, args.demo_out)
-        shim = ROOT / "xlsm" / f"{demo.stem}.py"
-        if demo.parent != shim.parent and shim.exists():
-            shutil.copy(shim, demo.parent / shim.name)
         print(f"wrote {demo} ({demo.stat().st_size} bytes)")
     for problem in problems:
         print("problem:", problem, file=sys.stderr)
@@ -362,6 +486,9 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "EVALUATE_CALLBACK",
+    "IMPORT_CALLBACK",
+    "PYTHON_MODULE",
     "RIBBON_CALLBACK",
     "STANDALONE_MACRO",
     "VBA_PROJECT_NAME",
@@ -369,4 +496,6 @@ __all__ = [
     "build_xlam",
     "check_xlam",
     "customui_xml",
+    "vba_sources",
+    "xlwings_version_of",
 ]

@@ -11,9 +11,8 @@ start=$(date +%s)
     --distpath build/out --workpath build/work build/dmplan.spec
 bundle=build/out/dmplan
 # what a user handles sits at the top of the bundle: the add-in, templates, install scripts
-cp xlsm/dmplan.xlam "$bundle/"
-[ -f xlsm/dmplan_demo.xlsm ] && cp xlsm/dmplan_demo.xlsm xlsm/dmplan_demo.py "$bundle/"
-if compgen -G "templates/*" >/dev/null; then rm -rf "$bundle/templates"; cp -r templates "$bundle/templates"; fi
+cp xlsm/dmplan.xlam xlsm/dmplan_demo.xlsm "$bundle/"
+rm -rf "$bundle/templates"; mkdir -p "$bundle/templates"; cp templates/*.xls? "$bundle/templates/"
 for f in build/install_windows.ps1 build/install_macos.sh README.md; do [ -f "$f" ] && cp "$f" "$bundle/"; done
 end=$(date +%s)
 exe="$bundle/dmplan"
@@ -23,4 +22,6 @@ echo "bundle: $bundle (${size} MB, built in $((end - start)) s)"
 if [ "${1:-}" != "--no-smoke" ]; then
     # the interface xlwings' RunPython uses: the executable as interpreter with -c
     "$exe" -B -c "import dmplan, dmplan.addin.xl, highspy, openpyxl; print('frozen python ok')"
+    # the interface of xlwings' function server (Windows): python's -B -c, and xlwings importable
+    "$exe" -B -c "import sys, os; import xlwings, dmplan; print('function server imports ok', xlwings.__version__)"
 fi

@@ -9,7 +9,9 @@
 #      Excel can start programs only through it (RunPython on macOS);
 #   3. copies dmplan.xlam into Excel's start-up folder, so Excel loads it and shows the DMPlan tab;
 #   4. writes the add-in's config file (~/Library/Containers/com.microsoft.Excel/Data/myaddin.conf)
-#      with INTERPRETER_MAC pointing at the executable ("myaddin" is the add-in's VBA project name),
+#      with INTERPRETER_MAC pointing at the executable and "UDF Modules" = dmplan ("myaddin" is the
+#      add-in's VBA project name; xlwings runs worksheet functions only on Windows, the key is set so a
+#      config shared with a Windows machine names the module),
 #      and sets INTERPRETER_MAC in xlwings' own config there (xlwings.conf) only when it has none yet,
 #      so the standalone dmplan_demo.xlsm runs too without changing existing xlwings projects.
 #
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
         --solver) SOLVER="$2"; shift 2 ;;
         --time-limit) TIME_LIMIT="$2"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -79,7 +81,7 @@ has_key() {
 if [ "$UNINSTALL" = 1 ]; then
     rm -f "$STARTUP_DIR/dmplan.xlam"
     rm -rf "$INSTALL_DIR"
-    for key in INTERPRETER_MAC solver time_limit; do remove_key "$ADDIN_CONF" "$key"; done
+    for key in INTERPRETER_MAC "UDF Modules" solver time_limit; do remove_key "$ADDIN_CONF" "$key"; done
     echo "DMPlan removed (xlwings.conf and the xlwings AppleScript were left as they are)."
     exit 0
 fi
@@ -121,6 +123,7 @@ cp "$XLAM" "$STARTUP_DIR/dmplan.xlam"
 xattr -d com.apple.quarantine "$STARTUP_DIR/dmplan.xlam" 2>/dev/null || true
 
 set_key "$ADDIN_CONF" INTERPRETER_MAC "$INTERPRETER"
+set_key "$ADDIN_CONF" "UDF Modules" dmplan
 [ -n "$SOLVER" ] && set_key "$ADDIN_CONF" solver "$SOLVER"
 [ -n "$TIME_LIMIT" ] && set_key "$ADDIN_CONF" time_limit "$TIME_LIMIT"
 if has_key "$XLWINGS_CONF" INTERPRETER_MAC; then
@@ -137,3 +140,5 @@ echo "  interpreter  $INTERPRETER"
 echo "  config       $ADDIN_CONF"
 echo "  AppleScript  $SCRIPTS_DIR/$(basename "$APPLESCRIPT")"
 echo "Start Excel: the ribbon has a DMPlan tab. Allow macros when Excel asks about dmplan.xlam."
+echo "Worksheet functions (=DMPLAN ...) do not run in Excel for macOS: click DMPlan > Evaluate formulas"
+echo "to compute a workbook's DMPlan formulas and write their values."

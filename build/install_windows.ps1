@@ -9,8 +9,9 @@
       2. copies dmplan.xlam into the user's Excel start-up folder (%APPDATA%\Microsoft\Excel\XLSTART),
          so Excel loads it on every start and shows the DMPlan ribbon tab;
       3. writes the add-in's config file %USERPROFILE%\.myaddin\myaddin.conf with INTERPRETER_WIN
-         pointing at dmplan.exe (or at python.exe). "myaddin" is the VBA project name of the add-in
-         (xlwings' ribbon template); its RunPython reads this file. Other keys there are kept.
+         pointing at dmplan.exe (or at python.exe) and "UDF Modules" = dmplan (the module whose
+         worksheet functions DMPlan > Import functions imports). "myaddin" is the VBA project name of
+         the add-in (xlwings' ribbon template); its RunPython reads this file. Other keys are kept.
       4. sets INTERPRETER_WIN in xlwings' own user config (%USERPROFILE%\.xlwings\xlwings.conf) only
          when that file does not set one yet, so the standalone dmplan_demo.xlsm runs too without
          changing existing xlwings projects.
@@ -84,7 +85,7 @@ if ($Uninstall) {
     Remove-Item -LiteralPath (Join-Path $XlStart "dmplan.xlam") -ErrorAction SilentlyContinue
     if (Test-Path -LiteralPath $InstallDir) { Remove-Item -LiteralPath $InstallDir -Recurse -Force }
     $conf = Read-Conf $AddinConf
-    foreach ($key in @("INTERPRETER_WIN", "solver", "time_limit")) {
+    foreach ($key in @("INTERPRETER_WIN", "UDF Modules", "solver", "time_limit")) {
         foreach ($existing in @($conf.Keys)) { if ($existing -ieq $key) { $conf.Remove($existing) } }
     }
     if (Test-Path -LiteralPath $AddinConf) { Write-Conf $AddinConf $conf }
@@ -128,6 +129,7 @@ Unblock-File -LiteralPath (Join-Path $XlStart "dmplan.xlam") -ErrorAction Silent
 
 $conf = Read-Conf $AddinConf
 Set-Key $conf "INTERPRETER_WIN" $Interpreter
+Set-Key $conf "UDF Modules" "dmplan"  # the worksheet functions DMPLAN, DMPARETO, MIXPLAN
 if ($Solver) { Set-Key $conf "solver" $Solver }
 if ($TimeLimit) { Set-Key $conf "time_limit" $TimeLimit }
 Write-Conf $AddinConf $conf
@@ -148,3 +150,6 @@ Write-Host "  interpreter  $Interpreter"
 Write-Host "  config       $AddinConf"
 Write-Host "Start Excel: the ribbon has a DMPlan tab. If Excel asks, enable macros for dmplan.xlam"
 Write-Host "(File > Options > Trust Center > Trusted Locations lists XLSTART as trusted by default)."
+Write-Host "Worksheet functions: click DMPlan > Import functions once. xlwings writes them into the add-in's"
+Write-Host "VBA, which needs File > Options > Trust Center > Macro Settings > 'Trust access to the VBA project"
+Write-Host "object model' switched on."

@@ -20,7 +20,7 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "a
 ):
     __path__.append(_root)  # source checkout: dmplan.addin is <root>/addin
 
-__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "main"]
+__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "evaluate_formulas", "main"]
 _UDFS = ("DMPARETO", "DMPLAN", "MIXPLAN")
 
 
@@ -43,3 +43,11 @@ def main() -> None:
     from dmplan.addin.xl import main as xl_main
 
     xl_main()
+
+
+def evaluate_formulas() -> None:
+    """Ribbon button Evaluate formulas (Excel for macOS, where worksheet functions do not run): compute
+    the active workbook's DMPLAN / DMPARETO / MIXPLAN formulas with the functions' code, write the values."""
+    from dmplan.addin.xl import evaluate_formulas as xl_evaluate_formulas
+
+    xl_evaluate_formulas()

@@ -55,6 +55,34 @@ def _soffice(src: Path, fmt: str, outdir: Path, infilter: str | None = None) -> 
     return out
 
 
+def _vba_text(path: Path) -> dict[str, str]:
+    """Module name -> VBA source, read by oletools (an independent reader of MS-OVBA, not our builder)."""
+    from oletools.olevba import VBA_Parser
+
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read("xl/vbaProject.bin")
+    parser = VBA_Parser(path.name, data=data)
+    try:
+        return {name.rsplit(".", 1)[0]: code.replace("\r\n", "\n") for _, _, name, code in parser.extract_macros()}
+    finally:
+        parser.close()
+
+
+def _sub_body(source: str, name: str) -> str:
+    match = re.search(rf"^Sub {name}\(control As IRibbonControl\)\n(.*?)^End Sub", source, re.M | re.S)
+    assert match, f"no Sub {name}(control As IRibbonControl)"
+    return match.group(1)
+
+
+def _buttons(path: Path) -> list[ElementTree.Element]:
+    with zipfile.ZipFile(path) as zf:
+        ui = ElementTree.fromstring(zf.read("customUI/customUI14.xml"))
+    return ui.findall(f".//{CUSTOMUI_NS}button")
+
+
+COMMITTED_XLAM = ROOT / "xlsm" / "dmplan.xlam"
+
+
 # --------------------------------------------------------------------------- add-in
 def test_xlam_is_a_zip_with_vba_ribbon_and_relationship(xlam: Path) -> None:
     with zipfile.ZipFile(xlam) as zf:
@@ -66,44 +94,96 @@ def test_xlam_is_a_zip_with_vba_ribbon_and_relationship(xlam: Path) -> None:
         assert names[-1] == "customUI/customUI14.xml"  # injected last
         ui = ElementTree.fromstring(zf.read("customUI/customUI14.xml"))
         rels = ElementTree.fromstring(zf.read("_rels/.rels"))
-        vba = zf.read("xl/vbaProject.bin")
         types = zf.read("[Content_Types].xml").decode()
     assert ui.tag == f"{CUSTOMUI_NS}customUI"
     tabs = ui.findall(f".//{CUSTOMUI_NS}tab")
     assert [t.get("label") for t in tabs] == ["DMPlan"]
-    buttons = ui.findall(f".//{CUSTOMUI_NS}button")
-    assert "Solve workbook" in [b.get("label") for b in buttons]
+    buttons = _buttons(xlam)
+    assert {"Solve workbook", "Import functions", "Evaluate formulas"} <= {b.get("label") for b in buttons}
     ids = [b.get("id") for b in buttons]
     assert len(ids) == len(set(ids))
     ui_rels = [r for r in rels if r.get("Type") == UI_REL]
     assert [r.get("Target") for r in ui_rels] == ["customUI/customUI14.xml"]
     assert len({r.get("Id") for r in rels}) == len(rels)
-    # every onAction names a macro that exists in the compiled VBA
+    # every onAction names a ribbon callback that exists in the VBA source
+    vba = _vba_text(xlam)
     for action in {b.get("onAction") for b in buttons}:
-        assert action == build_addin.RIBBON_CALLBACK
         module, sub = action.split(".")
-        assert module.encode() in vba and sub.encode() in vba
+        _sub_body(vba[module], sub)
     assert "application/vnd.ms-excel.addin.macroEnabled.main+xml" in types
     assert build_addin.check_xlam(xlam) == []
 
 
+@pytest.mark.parametrize("path", [COMMITTED_XLAM, None], ids=["committed", "fresh"])
+def test_a_ribbon_control_imports_the_worksheet_functions(path: Path | None, xlam: Path) -> None:
+    """Issue 12: a button whose callback calls xlwings' ImportPythonUDFsToAddin (Windows) ..."""
+    path = path or xlam
+    vba = _vba_text(path)
+    callbacks = {b.get("onAction") for b in _buttons(path)}
+    importers = [a for a in callbacks if "ImportPythonUDFsToAddin" in _sub_body(vba[a.split(".")[0]], a.split(".")[1])]
+    assert importers, f"no ribbon callback calls ImportPythonUDFsToAddin: {sorted(callbacks)}"
+    assert re.search(r"^Sub ImportPythonUDFsToAddin\(\)", vba["xlwings"], re.M)
+    # ... which imports from dmplan when the config has no "UDF Modules", not from the file's name
+    assert "GetUdfModules = DMPLAN_MODULE" in vba["xlwings"]
+    assert re.search(r'DMPLAN_MODULE As String = "dmplan"', "\n".join(vba.values()))
+    # and a button for macOS that evaluates the formulas through dmplan
+    evaluate = _sub_body(vba["RibbonMyAddin"], "EvaluateFormulas")
+    assert 'RunPython "import dmplan; dmplan.evaluate_formulas()"' in evaluate
+    assert "#If Mac Then" in _sub_body(vba["RibbonMyAddin"], "ImportFunctions")
+
+
+def test_installed_xlwings_is_the_version_of_the_addins_vba() -> None:
+    """One xlwings: the VBA (DLL name, AppleScript name), the installed package and pyproject's pin agree."""
+    import tomllib
+
+    import xlwings
+
+    vba = _vba_text(COMMITTED_XLAM)["xlwings"]
+    written = re.search(r'XLWINGS_VERSION As String = "([^"]+)"', vba)
+    assert written, "no XLWINGS_VERSION in the add-in's VBA"
+    assert xlwings.__version__ == written.group(1)
+    assert f'"xlwings64-{written.group(1)}.dll"' in vba
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"xlwings=={written.group(1)}" in deps
+    for name in ("dmplan_demo.xlsm",):
+        assert re.search(
+            rf'XLWINGS_VERSION As String = "{re.escape(xlwings.__version__)}"',
+            _vba_text(ROOT / "xlsm" / name)["xlwings"],
+        )
+
+
 def test_committed_xlam_is_sound() -> None:
     """xlsm/dmplan.xlam is the file users install; rebuild it with `python3 build/build_addin.py`."""
-    committed = ROOT / "xlsm" / "dmplan.xlam"
-    assert committed.exists()
-    assert build_addin.check_xlam(committed) == []
-    with zipfile.ZipFile(committed) as zf:
+    assert COMMITTED_XLAM.exists()
+    assert build_addin.check_xlam(COMMITTED_XLAM) == []
+    with zipfile.ZipFile(COMMITTED_XLAM) as zf:
         assert zf.read("customUI/customUI14.xml").decode() == build_addin.customui_xml()
 
 
 def test_build_is_reproducible(xlam: Path, tmp_path: Path) -> None:
     again = build_addin.build_xlam(tmp_path / "dmplan.xlam")
     assert again.read_bytes() == xlam.read_bytes()
+    assert again.read_bytes() == COMMITTED_XLAM.read_bytes(), "rebuild xlsm/dmplan.xlam: python3 build/build_addin.py"
 
 
-def test_addin_must_be_named_like_its_module(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"dmplan\.xlam"):
-        build_addin.build_xlam(tmp_path / "other.xlam")
+@pytest.mark.parametrize("name", ["dmplan (1).xlam", "DMPlan-addin copy.xlam"])
+def test_renamed_addin_still_runs_dmplan(name: str, tmp_path: Path) -> None:
+    """A renamed copy of the add-in: every button still imports dmplan, and dmplan has what it calls."""
+    import dmplan
+
+    renamed = tmp_path / name
+    shutil.copy(COMMITTED_XLAM, renamed)
+    assert build_addin.check_xlam(renamed) == []
+    vba = _vba_text(renamed)
+    for action in {b.get("onAction") for b in _buttons(renamed)}:
+        body = _sub_body(vba[action.split(".")[0]], action.split(".")[1])
+        assert "ThisWorkbook.Name" not in body
+        for module, function in re.findall(r'RunPython "import (\w+); \1\.(\w+)\(\)"', body):
+            assert module == "dmplan" and callable(getattr(dmplan, function)), (action, function)
+    # the file name plays no part in what the add-in imports
+    stem = renamed.stem.replace(" ", "_")
+    assert all(stem not in code for code in vba.values())
+    assert build_addin.build_xlam(tmp_path / "other" / name).exists()
 
 
 def test_broken_callback_is_detected(xlam: Path, tmp_path: Path) -> None:
@@ -117,6 +197,17 @@ def test_broken_callback_is_detected(xlam: Path, tmp_path: Path) -> None:
     assert any("NoSuchMacro" in p for p in build_addin.check_xlam(broken))
 
 
+def test_a_vba_module_importing_by_file_name_is_detected(tmp_path: Path) -> None:
+    """The check that guards renamed copies fails on xlwings' original ribbon template."""
+    original = tmp_path / "dmplan.xlam"
+    shutil.copy(build_addin.RIBBON_TEMPLATE, original)
+    assert any("RibbonMyAddin" in p and "not a literal import" in p for p in build_addin.check_xlam(original))
+    standalone = build_addin.vba_sources(build_addin.STANDALONE_TEMPLATE)
+    assert any("Module1" in p for p in build_addin.vba_problems(standalone))
+    for path in [*ROOT.joinpath("templates").glob("*.xlsm"), ROOT / "xlsm" / "dmplan_demo.xlsm"]:
+        assert build_addin.vba_problems(build_addin.vba_sources(path)) == [], path.name
+
+
 @pytest.mark.libreoffice
 @needs_soffice
 def test_libreoffice_opens_the_addin(xlam: Path, tmp_path: Path) -> None:
@@ -126,19 +217,20 @@ def test_libreoffice_opens_the_addin(xlam: Path, tmp_path: Path) -> None:
 
 @pytest.mark.libreoffice
 @needs_soffice
-def test_ribbon_macro_runs_the_module_named_like_the_file(xlam: Path, tmp_path: Path) -> None:
-    """LibreOffice decompresses the VBA source: RunMain is a ribbon callback importing <file name>.main()."""
+def test_libreoffice_reads_the_ribbon_callbacks(xlam: Path, tmp_path: Path) -> None:
+    """LibreOffice decompresses the VBA source we wrote: the callbacks import dmplan by name."""
     ods = _soffice(xlam, "ods", tmp_path / "ods", infilter="Calc MS Excel 2007 VBA XML")
     with zipfile.ZipFile(ods) as zf:
         modules = {n.rsplit("/", 1)[1][:-4]: zf.read(n).decode() for n in zf.namelist() if n.startswith("Basic/")}
     source = modules["RibbonMyAddin"]
     assert "Sub RunMain(control As IRibbonControl)" in source
-    assert "ThisWorkbook.Name" in source and "RunPython" in source and ".main()" in source
+    assert "Sub ImportFunctions(control As IRibbonControl)" in source
+    assert "import dmplan; dmplan.main()" in source and "ThisWorkbook.Name" not in source
     # the add-in reads its config from myaddin.conf (PROJECT_NAME), as the install scripts assume
     assert re.search(r"PROJECT_NAME As String = &quot;" + build_addin.VBA_PROJECT_NAME + "&quot;", modules["xlwings"])
 
 
-def test_entry_module_is_named_like_the_addin() -> None:
+def test_entry_module_has_what_the_buttons_call() -> None:
     import dmplan
 
     assert Path(dmplan.__file__).parent == ROOT / "dmplan"
@@ -180,10 +272,6 @@ def test_demo_xlsm_keeps_sheets_and_gets_vba(template_xlsx: Path, tmp_path: Path
         types = zf.read("[Content_Types].xml").decode()
         assert "application/vnd.ms-excel.sheet.macroEnabled.main+xml" in types
         assert "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml" not in types
-        vba = zf.read("xl/vbaProject.bin")
-        standalone = zipfile.ZipFile(build_addin.STANDALONE_TEMPLATE).read("xl/vbaProject.bin")
-        assert vba == standalone
-        assert b"Module1" in vba
         assert 'codeName="ThisWorkbook"' in zf.read("xl/workbook.xml").decode()
         vml = [n for n in zf.namelist() if n.endswith(".vml") and "DMPlan" in n]
         assert len(vml) == 1
@@ -195,19 +283,25 @@ def test_demo_xlsm_keeps_sheets_and_gets_vba(template_xlsx: Path, tmp_path: Path
     assert wb["Settings"]["B2"].comment.text == "Total budget in EUR"
     assert wb["Settings"].data_validations.dataValidation
     assert wb.vba_archive is not None
+    vba = _vba_text(out)
+    assert 'RunPython "import dmplan; dmplan.main()"' in vba["Module1"]
+    assert "ThisWorkbook.Name" not in vba["Module1"]
+    assert {"xlwings", "Dictionary", "ThisWorkbook"} <= set(vba)  # xlwings' standalone VBA is kept
 
 
-def test_demo_xlsm_name_must_be_importable(template_xlsx: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="module name"):
-        build_addin.build_demo_xlsm(template_xlsx, tmp_path / "dmplan-demo.xlsm")
+@pytest.mark.parametrize("name", ["plan_march.xlsm", "dm_plan (2).xlsm"])
+def test_renamed_macro_workbook_still_runs_dmplan(name: str, template_xlsx: Path, tmp_path: Path) -> None:
+    """A template saved under another name (what people do with an emailed file) runs dmplan.main()."""
+    import dmplan
+
+    out = build_addin.build_demo_xlsm(template_xlsx, tmp_path / "dmplan_demo.xlsm")
+    renamed = tmp_path / name
+    shutil.copy(out, renamed)
+    imports = build_addin.python_imports(_vba_text(renamed)["Module1"])
+    assert imports == ["dmplan"]
+    assert callable(dmplan.main)
     with pytest.raises(ValueError, match=r"\.xlsm"):
         build_addin.build_demo_xlsm(template_xlsx, tmp_path / "dmplan_demo.xlsx")
-
-
-def test_demo_module_shim_exists() -> None:
-    """The standalone VBA imports the module named like the workbook: xlsm/dmplan_demo.py."""
-    source = (ROOT / "xlsm" / "dmplan_demo.py").read_text()
-    assert "def main()" in source and "from dmplan import main" in source
 
 
 @pytest.mark.libreoffice

@@ -45,6 +45,16 @@ def test_scripts_register_the_addin_like_xlwings() -> None:
         assert "xlwings.conf" in text  # the standalone demo's interpreter, only when unset
 
 
+def test_scripts_set_udf_modules_to_the_module_the_vba_imports() -> None:
+    """Import functions takes the module from "UDF Modules"; both scripts write and remove it."""
+    module = _build_addin().PYTHON_MODULE
+    win, mac = WIN.read_text(), MAC.read_text()
+    assert f'Set-Key $conf "UDF Modules" "{module}"' in win
+    assert '"UDF Modules"' in re.search(r"foreach \(\$key in @\(([^)]*)\)\)", win).group(1)  # -Uninstall
+    assert f'set_key "$ADDIN_CONF" "UDF Modules" {module}' in mac
+    assert '"UDF Modules"' in re.search(r"for key in ([^;]*); do remove_key", mac).group(1)  # --uninstall
+
+
 def test_macos_script_syntax() -> None:
     subprocess.run(["bash", "-n", str(MAC)], check=True)
 
@@ -66,6 +76,7 @@ def test_macos_config_editing_is_read_back_by_the_addin(tmp_path: Path) -> None:
         f'set_key "{conf}" INTERPRETER_MAC "/Users/a b/Library/Application Support/DMPlan/dmplan"\n'
         f'set_key "{conf}" time_limit 45\n'
         f'set_key "{conf}" solver highs\n'
+        f'set_key "{conf}" "UDF Modules" dmplan\n'
         f'remove_key "{conf}" solver\n'
         f'has_key "{conf}" time_limit && echo has-time-limit\n'
     )
@@ -77,4 +88,5 @@ def test_macos_config_editing_is_read_back_by_the_addin(tmp_path: Path) -> None:
         "license_key": "keep-me",
         "interpreter_mac": "/Users/a b/Library/Application Support/DMPlan/dmplan",
         "time_limit": "45",
+        "udf_modules": "dmplan",
     }

@@ -37,13 +37,10 @@ def test_wheel_carries_templates_and_addin(tmp_path: Path) -> None:
     for name in (
         "dmplan/addin/data/templates/dm_plan.xlsx",
         "dmplan/addin/data/templates/dm_plan.xlsm",
-        "dmplan/addin/data/templates/dm_plan.py",
         "dmplan/addin/data/templates/mix_plan.xlsx",
         "dmplan/addin/data/templates/mix_plan.xlsm",
-        "dmplan/addin/data/templates/mix_plan.py",
         "dmplan/addin/data/xlsm/dmplan.xlam",
         "dmplan/addin/data/xlsm/dmplan_demo.xlsm",
-        "dmplan/addin/data/xlsm/dmplan_demo.py",
         "dmplan/addin/udf.py",
         "dmplan/solver/coupon/customers.py",
         "dmplan/__init__.py",

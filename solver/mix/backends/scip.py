@@ -46,7 +46,10 @@ def check_available() -> None:
     try:
         import pyscipopt  # noqa: F401
     except ImportError as error:  # pragma: no cover - depends on the installation
-        raise BackendUnavailable("PySCIPOpt is not installed") from error
+        raise BackendUnavailable(
+            "PySCIPOpt is not installed: SCIP is the benchmarks' reference solver, an extra of DMPlan. "
+            "Install it with: pip install 'dmplan[bench]' (or choose solver oa)"
+        ) from error
 
 
 def solve(
