@@ -13,7 +13,7 @@ import numpy as np
 
 from dmplan.addin.cells import as_text, display, normalize
 from dmplan.addin.contract import Deadline, RunOptions, TableSource
-from dmplan.addin.tables import Settings, Table, require_table
+from dmplan.addin.tables import Settings, Table, locate, require_table
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.coupon import (
     BudgetPoint,
@@ -27,7 +27,7 @@ from dmplan.solver.coupon import (
     solve_customers,
 )
 
-SOLVERS = ("highs", "pulp")
+SOLVERS: tuple[str, ...] = ("highs", "pulp")
 SEGMENT_IDS = ("segment", "segment_id")
 RESERVED = {"segment", "segment_id", "customers", "customer_id"}
 PROB_PREFIX = "prob_"
@@ -140,7 +140,11 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
     try:
         problem = CouponProblem(tuple(segment_ids), counts, mailings, probability, float(budget or 0.0), baseline)
     except InputError as error:
-        raise _locate(error, segments_table, mailings_table, settings, id_col) from None
+        located: dict[str, tuple[Table | None, str]] = {
+            "Segments": (segments_table, id_col),
+            "Mailings": (mailings_table, "mailing"),
+        }
+        raise locate(error, settings, located) from None
     points = settings.number("pareto_points", 20, minimum=2, maximum=200, integer=True)
     budget_from = settings.number("pareto_budget_from", minimum=0)
     budget_to = settings.number("pareto_budget_to", minimum=0)
@@ -204,20 +208,6 @@ def _read_customers(
     return CustomerList(np.array(ids, dtype=object), segment, probability)
 
 
-def _locate(error: InputError, segments: Table, mailings: Table, settings: Settings, id_col: str) -> InputError:
-    """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
-    if error.where:
-        return error
-    if error.table == "Settings" and error.key:
-        return settings.error(error.key, error.message, error.fix)
-    table = {"Segments": segments, "Mailings": mailings}.get(error.table or "")
-    if table is None:
-        return error
-    row = table.row_of(id_col if table is segments else "mailing", error.key)
-    column = error.column if error.column and table.has(error.column) else None
-    return table.error(error.message, row, column, error.fix)
-
-
 # ------------------------------------------------------------------------------ running
 @dataclass
 class CouponOutcome:
@@ -234,6 +224,16 @@ class CouponOutcome:
         if self.customers is not None and not self.customers.certificate.status.has_plan:
             return self.customers.certificate.status
         return status
+
+    @property
+    def reason(self) -> str | None:
+        """Why there is no plan (None when there is one)."""
+        if self.status.has_plan:
+            return None
+        for cert in (self.result.certificate, self.customers.certificate if self.customers else None):
+            if cert is not None and not cert.status.has_plan:
+                return cert.message or cert.status.value
+        return self.status.value
 
 
 def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOutcome:
@@ -276,6 +276,7 @@ def summary(outcome: CouponOutcome) -> dict[str, Any]:
         "seconds": outcome.seconds,
         "feasible": cert.feasibility.ok if cert.feasibility else None,
         "warnings": [*outcome.data.warnings, *outcome.notes],
+        "reason": outcome.reason,
         "allocation": {
             s: {m.id: float(r.share[i, d]) for d, m in enumerate(p.mailings)} for i, s in enumerate(p.segments)
         }

@@ -14,7 +14,7 @@ import numpy as np
 
 from dmplan.addin.cells import TextNumberError, as_number, as_text, display, is_blank, normalize, number_text
 from dmplan.addin.contract import Deadline, RunOptions, TableSource
-from dmplan.addin.tables import Settings, Table, require_table
+from dmplan.addin.tables import Settings, Table, locate, require_table
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.mix import MixProblem, MixResult, Rule, available_solvers, solve
 from dmplan.solver.mix.backends import BACKENDS
@@ -25,7 +25,7 @@ ACTIVITIES, RULES = "Activities", "Rules"
 RESERVED = ("activity", "baseline", "min_spend", "max_spend", "min_change", "a", "b", "c")
 COMPUTED = ("new_spend", "change", "change_pct", "change_region", "revenue_before", "revenue_after")
 FORMULATIONS = ("misocp", "miqp")
-SOLVERS = ("auto", *BACKENDS)
+SOLVERS: tuple[str, ...] = ("auto", *BACKENDS)
 #: The sweep is skipped when less than this share of the time limit is left after the solve.
 SWEEP_MIN_SHARE = 0.05
 
@@ -261,7 +261,7 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
             tuple(rules),
         )
     except InputError as error:
-        raise _locate(error, acts, rules_table, settings) from None
+        raise locate(error, settings, {ACTIVITIES: (acts, "activity"), RULES: (rules_table, "rule")}) from None
     tables = [acts, rules_table, settings.table]
     return MixInput(
         problem,
@@ -274,24 +274,6 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
         int(points or 20),
         [w for t in tables if t is not None for w in t.warnings],
     )
-
-
-def _locate(error: InputError, acts: Table, rules: Table | None, settings: Settings) -> InputError:
-    """Turn a model-level error (table, key, column) into one naming the sheet, row and column."""
-    if error.where:
-        return error
-    if error.table == "Settings" and error.key:
-        key = error.key
-        ratio = f"{key}_ratio"
-        if not settings.has(key) and settings.has(ratio):
-            key = ratio  # the value came from the ratio form of the setting
-        return settings.error(key, error.message, error.fix)
-    table = {ACTIVITIES: acts, RULES: rules}.get(error.table or "")
-    if table is None:
-        return error
-    row = table.row_of("activity" if table is acts else "rule", error.key)
-    column = error.column if error.column and table.has(error.column) else None
-    return table.error(error.message, row, column, error.fix)
 
 
 # ------------------------------------------------------------------------------ running

@@ -6,42 +6,62 @@ summarises it and lays out its result sheets (``*_sheets.sheets``).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from dmplan.addin import coupon_model, coupon_sheets, mix_model, mix_sheets
 from dmplan.addin.contract import ModelAdapter, ModelRun, RunOptions, TableSource
+from dmplan.addin.sheets import SheetSpec
 
 
-class CouponAdapter:
-    name = "coupon"
-    input_tables: tuple[str, ...] = ("Segments", "Mailings")
-    other_inputs: tuple[str, ...] = ("Customers", "Settings")
-    legacy_sheets = coupon_sheets.LEGACY_SHEETS
-    solvers: tuple[str, ...] = coupon_model.SOLVERS
+class ModelModule(Protocol):
+    """What a model's ``*_model`` module offers the adapter."""
+
+    SOLVERS: tuple[str, ...]
+
+    def read_input(self, source: TableSource, options: RunOptions) -> Any: ...
+
+    def run_model(self, data: Any, options: RunOptions) -> Any: ...
+
+    def summary(self, outcome: Any) -> dict[str, Any]: ...
+
+
+class LayoutModule(Protocol):
+    """What a model's ``*_sheets`` module offers the adapter."""
+
+    LEGACY_SHEETS: dict[str, str]
+
+    def sheets(self, outcome: Any) -> list[SheetSpec]: ...
+
+
+class Adapter:
+    """A model as the pipeline sees it: read, run within the options' time limit, summarise, lay out."""
+
+    def __init__(
+        self,
+        name: str,
+        input_tables: tuple[str, ...],
+        other_inputs: tuple[str, ...],
+        model: ModelModule,
+        layout: LayoutModule,
+    ) -> None:
+        self.name = name
+        self.input_tables = input_tables
+        self.other_inputs = other_inputs
+        self.model = model
+        self.layout = layout
+        self.legacy_sheets = layout.LEGACY_SHEETS
+        self.solvers = model.SOLVERS
 
     def run(self, source: TableSource, options: RunOptions) -> ModelRun:
-        data = coupon_model.read_input(source, options)
-        outcome = coupon_model.run_model(data, options)
-        summary = coupon_model.summary(outcome)
-        reason = None if outcome.status.has_plan else (outcome.result.certificate.message or outcome.status.value)
-        summary["reason"] = reason
-        return ModelRun(self.name, outcome.status, summary, coupon_sheets.sheets(outcome), summary["warnings"], reason)
+        data = self.model.read_input(source, options)
+        outcome = self.model.run_model(data, options)
+        summary = self.model.summary(outcome)
+        sheets = self.layout.sheets(outcome)
+        return ModelRun(self.name, outcome.status, summary, sheets, summary["warnings"], outcome.reason)
 
 
-class MixAdapter:
-    name = "mix"
-    input_tables: tuple[str, ...] = (mix_model.ACTIVITIES,)
-    other_inputs: tuple[str, ...] = (mix_model.RULES, "Settings")
-    legacy_sheets = mix_sheets.LEGACY_SHEETS
-    solvers: tuple[str, ...] = mix_model.SOLVERS
-
-    def run(self, source: TableSource, options: RunOptions) -> ModelRun:
-        data = mix_model.read_input(source, options)
-        outcome = mix_model.run_model(data, options)
-        summary = mix_model.summary(outcome)
-        return ModelRun(
-            self.name, outcome.status, summary, mix_sheets.sheets(outcome), summary["warnings"], outcome.reason
-        )
-
-
-ADAPTERS: tuple[ModelAdapter, ...] = (CouponAdapter(), MixAdapter())
+COUPON = Adapter("coupon", ("Segments", "Mailings"), ("Customers", "Settings"), coupon_model, coupon_sheets)
+MIX = Adapter("mix", (mix_model.ACTIVITIES,), (mix_model.RULES, "Settings"), mix_model, mix_sheets)
+ADAPTERS: tuple[ModelAdapter, ...] = (COUPON, MIX)
 #: Every solver name a model takes, for checking an override before anything runs.
 SOLVER_NAMES = {adapter.name: adapter.solvers for adapter in ADAPTERS}

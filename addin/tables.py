@@ -459,6 +459,27 @@ class Settings:
         return self.table.error(message, self._rows[normalize(key)], "value", fix=fix)
 
 
+def locate(error: InputError, settings: Settings, tables: dict[str, tuple[Table | None, str]]) -> InputError:
+    """A model-level error (table, row key, column) as one naming the sheet, row, column and cell.
+
+    ``tables`` maps a contract table name to the table and its id column. A setting's error lands on
+    the cell that gave the value (``budget_max_ratio`` when it stands for ``budget_max``).
+    """
+    if error.where:
+        return error
+    if error.table == "Settings" and error.key:
+        key = error.key
+        if not settings.has(key) and settings.has(f"{key}_ratio"):
+            key = f"{key}_ratio"
+        return settings.error(key, error.message, error.fix)
+    table, id_column = tables.get(error.table or "", (None, ""))
+    if table is None:
+        return error
+    row = table.row_of(id_column, error.key)
+    column = error.column if error.column and table.has(error.column) else None
+    return table.error(error.message, row, column, error.fix)
+
+
 TableLookup = Callable[[str], "Table | None"]
 
 
