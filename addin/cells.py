@@ -109,6 +109,10 @@ _NUMBER = re.compile(rf"^[+-]?(?:{_GROUPED}|{_PLAIN})(?:[eE][+-]?\d+)?$")
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})*,\d+$|^[+-]?\d+,\d+$")
 
 
+#: Currency signs a text number may start with ($1,000): they change nothing about its reading.
+CURRENCY = "$€£¥"
+
+
 class TextNumberError(ValueError):
     """Text that looks like a number but has more than one reading (a decimal comma)."""
 
@@ -125,6 +129,10 @@ def parse_text_number(text: str) -> float | None:
     DMPlan reads the decimal point only, and never guesses between the two conventions.
     """
     s = text.strip().replace("\u00a0", "")
+    if s[:1] in CURRENCY:
+        s = s[1:].strip()
+    elif s[:2] in ("-$", "-€", "-£", "+$", "+€", "+£"):
+        s = s[0] + s[2:].strip()
     scale = 1.0
     if s.endswith("%"):
         s, scale = s[:-1].strip(), 0.01

@@ -95,5 +95,6 @@ class ModelAdapter(Protocol):
     other_inputs: tuple[str, ...]  #: further tables it reads (never written to)
     legacy_sheets: dict[str, str]  #: usual result sheet name -> its title (earlier, unmarked results)
     solvers: tuple[str, ...]  #: solver names the model takes
+    settings: tuple[str, ...]  #: Settings keys the model reads
 
     def run(self, source: TableSource, options: RunOptions) -> ModelRun: ...

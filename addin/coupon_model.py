@@ -28,6 +28,18 @@ from dmplan.solver.coupon import (
 )
 
 SOLVERS: tuple[str, ...] = ("highs", "pulp")
+#: The Settings keys this model reads (any other key gets a warning naming the closest one).
+SETTINGS: tuple[str, ...] = (
+    "budget",
+    "baseline_mailing",
+    "coupon_solver",
+    "pareto_budget_from",
+    "pareto_budget_to",
+    "pareto_points",
+    "customers_file",
+    "mailing_list_file",
+    "dask_scheduler",
+)
 SEGMENT_IDS = ("segment", "segment_id")
 RESERVED = {"segment", "segment_id", "customers", "customer_id"}
 PROB_PREFIX = "prob_"

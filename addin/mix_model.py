@@ -26,6 +26,22 @@ RESERVED = ("activity", "baseline", "min_spend", "max_spend", "min_change", "a",
 COMPUTED = ("new_spend", "change", "change_pct", "change_region", "revenue_before", "revenue_after")
 FORMULATIONS = ("misocp", "miqp")
 SOLVERS: tuple[str, ...] = ("auto", *BACKENDS)
+#: The Settings keys this model reads (any other key gets a warning naming the closest one).
+SETTINGS: tuple[str, ...] = (
+    "budget_min",
+    "budget_max",
+    "budget_min_ratio",
+    "budget_max_ratio",
+    "max_changes",
+    "max_changes_ratio",
+    "formulation",
+    "solver",
+    "gap",
+    "pareto_points",
+    "revenue_model",
+    "curve_segments",
+    "convex_part",
+)
 #: The sweep is skipped when less than this share of the time limit is left after the solve.
 SWEEP_MIN_SHARE = 0.05
 

@@ -17,6 +17,7 @@ class ModelModule(Protocol):
     """What a model's ``*_model`` module offers the adapter."""
 
     SOLVERS: tuple[str, ...]
+    SETTINGS: tuple[str, ...]
 
     def read_input(self, source: TableSource, options: RunOptions) -> Any: ...
 
@@ -51,6 +52,7 @@ class Adapter:
         self.layout = layout
         self.legacy_sheets = layout.LEGACY_SHEETS
         self.solvers = model.SOLVERS
+        self.settings = model.SETTINGS
 
     def run(self, source: TableSource, options: RunOptions) -> ModelRun:
         data = self.model.read_input(source, options)
@@ -63,5 +65,7 @@ class Adapter:
 COUPON = Adapter("coupon", ("Segments", "Mailings"), ("Customers", "Settings"), coupon_model, coupon_sheets)
 MIX = Adapter("mix", (mix_model.ACTIVITIES,), (mix_model.RULES, "Settings"), mix_model, mix_sheets)
 ADAPTERS: tuple[ModelAdapter, ...] = (COUPON, MIX)
+#: Settings every run reads, whatever its models.
+COMMON_SETTINGS = ("time_limit",)
 #: Every solver name a model takes, for checking an override before anything runs.
 SOLVER_NAMES = {adapter.name: adapter.solvers for adapter in ADAPTERS}

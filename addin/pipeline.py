@@ -8,6 +8,7 @@ around it: check the files, read, solve, write atomically.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from dmplan.addin import workbook
 from dmplan.addin.cells import display, normalize
 from dmplan.addin.contract import ModelAdapter, ModelRun, NoModelError, RunOptions, TableSource
-from dmplan.addin.models import ADAPTERS
+from dmplan.addin.models import ADAPTERS, COMMON_SETTINGS
 from dmplan.addin.results import ExistingSheet, WritePlan, plan_writes
 from dmplan.addin.tables import Settings
 from dmplan.solver.common import InputError
@@ -109,7 +110,25 @@ def solve_source(
             fix="Start from a template: dmplan template coupon -o FILE.xlsx, or dmplan template mix -o FILE.xlsx.",
         )
     resolved = resolve_options(source, options or RunOptions(), defaults)
-    return [adapter.run(source, resolved) for adapter in present]
+    runs = [adapter.run(source, resolved) for adapter in present]
+    unknown = unknown_settings(Settings(source.table("Settings")))
+    for run in runs:
+        run.warnings[:0] = unknown
+        run.summary.setdefault("warnings", [])[:0] = unknown
+    return runs
+
+
+def unknown_settings(settings: Settings) -> list[str]:
+    """A warning for every Settings key no model reads (a typo would otherwise go unnoticed)."""
+    known = {normalize(k) for a in ADAPTERS for k in a.settings} | {normalize(k) for k in COMMON_SETTINGS}
+    out = []
+    for key in settings.typed_keys():
+        if normalize(key) in known:
+            continue
+        close = difflib.get_close_matches(normalize(key), sorted(known), n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        out.append(f"{settings.where(key)}: {display(key)} is not a DMPlan setting; it was ignored.{hint}")
+    return out
 
 
 def write_plan(

@@ -159,10 +159,27 @@ class Table:
             table.warnings.append(
                 f"{table.where()}: column {letter} has values but no header in {letter}{header_row}; it was ignored."
             )
-        table.headers = [
-            str(header[j]).strip() if not isinstance(header[j], float) else as_text(header[j]) for j in keep
-        ]
+        if not keep and any(has_data):
+            raise InputError(
+                f"the header row (row {header_row}) is empty, but there is data below it.",
+                table=name,
+                where=table.where(),
+                fix=f"Put the column names in row {header_row}, or make the range an Excel table named {name}.",
+            )
+        table.headers = [as_text(header[j]) for j in keep]
         table.column_numbers = [first_column + j for j in keep]
+        seen: dict[str, int] = {}
+        for header_text, number in zip(table.headers, table.column_numbers, strict=True):
+            key = normalize(header_text)
+            if key in seen:
+                raise InputError(
+                    f"columns {column_letter(seen[key])} and {column_letter(number)} have the same header "
+                    f"{display(header_text)}.",
+                    table=name,
+                    where=table.where(),
+                    fix=f"Rename or delete one of them: DMPlan would not know which {header_text} to read.",
+                )
+            seen[key] = number
         blank_rows: list[int] = []
         for i, raw in enumerate(body):
             excel_row = header_row + 1 + i
@@ -403,6 +420,19 @@ class Settings:
 
     def has(self, key: str) -> bool:
         return normalize(key) in self._rows and not is_blank(self.raw(key))
+
+    def typed_keys(self) -> list[str]:
+        """Every setting's key as typed."""
+        if self.table is None:
+            return []
+        column = self.table.index("setting")
+        return [as_text(self.table.rows[row][column]) for row in self._rows.values()]
+
+    def where(self, key: str) -> str:
+        """Where setting ``key`` is: its row of the Settings table."""
+        if self.table is None or normalize(key) not in self._rows:
+            return "Settings"
+        return self.table.where(self._rows[normalize(key)], "setting")
 
     def raw(self, key: str) -> Any:
         if self.table is None or normalize(key) not in self._rows:

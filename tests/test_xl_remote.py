@@ -380,6 +380,7 @@ class FakeAdapter:
     other_inputs = ("Settings",)
     legacy_sheets: ClassVar[dict[str, str]] = {}
     solvers = ("highs",)
+    settings = ("budget",)
 
     def __init__(self, error: Exception | None = None, status: Status = Status.OPTIMAL) -> None:
         self.error = error
