@@ -1,9 +1,10 @@
 """``python -m dmplan.bench.curves``: how much of the true optimum's lift a plan on fitted curves achieves.
 
 Each instance has concave true response curves (Hill with alpha <= 1, Michaelis-Menten, logistic), sampled
-as 101 points from 0.4x to 2.2x of the baseline spend (what an MMM export gives), bounds 0.5x to 2x,
-minimum changes of 10-25% of the baseline, a cap K on the number of changes and a total budget within
-98-100% of the baseline total. Every revenue model (``quadratic``, ``piecewise`` with 8, 16 and 32
+as 201 points from 0.4x to 2.2x of the baseline spend (as dense as the Robyn import), bounds 0.5x to 2x,
+minimum changes of 10-25% of the baseline, a cap K = n/2 on the number of changes and a total budget
+within 98-100% of the baseline total; the marginal returns at the baseline lie within 0.6-1.4 of each
+other, so optimal changes are mostly interior. Every revenue model (``quadratic``, ``piecewise`` with 8, 16 and 32
 segments) is fitted to the points, solved exactly (``oa``, gap 1e-7), and its plan is scored on the *true*
 curves: the share of the true optimum's lift (revenue after minus revenue at the baseline) it achieves.
 
@@ -36,6 +37,8 @@ Curve = Callable[[np.ndarray], np.ndarray]
 MODELS: tuple[tuple[str, int], ...] = (("quadratic", 0), ("piecewise", 8), ("piecewise", 16), ("piecewise", 32))
 REFERENCE_SEGMENTS = 256
 BRUTE_FORCE_MAX_N = 6
+#: points per true curve, from 0.4x to 2.2x of the baseline (the Robyn import writes 201 from 0 to 2.5x)
+POINTS = 201
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,20 @@ def instance(n: int, seed: int) -> Instance:
     baseline = rng.uniform(50, 150, n)
     truths = []
     for i in range(n):
-        top, half = rng.uniform(500, 1500), baseline[i] * rng.uniform(0.3, 2.0)
+        half = baseline[i] * rng.uniform(0.3, 2.0)
         kind = i % 3
         if kind == 0:
-            truths.append(hill(top, half, rng.uniform(0.5, 1.0)))
+            alpha = rng.uniform(0.5, 1.0)
+            shape = hill(1.0, half, alpha)
+        elif kind == 1:
+            shape = michaelis_menten(1.0, half)
+        else:
+            shape = logistic(1.0, half)
+        # marginal returns at the baseline within 0.6-1.4 of each other (a history that was roughly
+        # planned already): the optimum then moves spend part of the way, not always to a bound
+        top = rng.uniform(0.6, 1.4) / float(shape.slope(np.array(baseline[i])))
+        if kind == 0:
+            truths.append(hill(top, half, alpha))
         elif kind == 1:
             truths.append(michaelis_menten(top, half))
         else:
@@ -92,7 +105,7 @@ def instance(n: int, seed: int) -> Instance:
     names = tuple(f"a{i}" for i in range(n))
     points = {}
     for i, name in enumerate(names):
-        spend = np.linspace(0.4 * baseline[i], 2.2 * baseline[i], 101)
+        spend = np.linspace(0.4 * baseline[i], 2.2 * baseline[i], POINTS)
         points[name] = CurvePoints(name, spend, truths[i].value(spend))
     total = float(baseline.sum())
     problem = MixProblem(
@@ -106,7 +119,7 @@ def instance(n: int, seed: int) -> Instance:
         c=np.zeros(n),
         budget_min=0.98 * total,
         budget_max=total,
-        max_changes=max(1, n // 3),
+        max_changes=max(1, n // 2),
     )
     return Instance(problem, truths, points)
 

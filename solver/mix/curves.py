@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import cholesky, solve_triangular
 from scipy.optimize import lsq_linear
 
 from dmplan.solver.common import InputError
@@ -338,6 +340,17 @@ def _bounded_lsq(design: np.ndarray, target: np.ndarray, lower: np.ndarray, uppe
     return np.asarray(lsq_linear(r, q.T @ target, bounds=(lower, upper), method="bvls").x)
 
 
+def _bounded_lsq_normal(gram: np.ndarray, moment: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """The bounded least squares of :func:`_bounded_lsq` given its normal equations ``gram = D'D``,
+    ``moment = D't`` (built sparsely from the hat basis: no tall dense product at all). With ``gram = L L'``,
+    ``||D p - t||^2 = ||L' p - L^-1 m||^2 + const``; a ridge of 1e-12 of the mean diagonal keeps ``gram``
+    positive definite when a knot interval holds no grid point."""
+    ridge = 1e-12 * max(float(np.trace(gram)) / max(gram.shape[0], 1), 1e-300)
+    factor = cholesky(gram + ridge * np.eye(gram.shape[0]), lower=True)
+    rhs = solve_triangular(factor, moment, lower=True)
+    return np.asarray(lsq_linear(factor.T, rhs, bounds=(lower, upper), method="bvls").x)
+
+
 def _knots(points: CurvePoints, reach: Reach, segments: int) -> np.ndarray:
     """Knots of a piecewise fit in change: ``segments`` pieces over the reachable intervals, plus 0 (the
     baseline, where the fit is exact).
@@ -403,11 +416,15 @@ def fit_piecewise(points: CurvePoints, reach: Reach, segments: int) -> tuple[np.
             to_value[j, zero:j] = width[zero:j]
         elif j < zero:
             to_value[j, j:zero] = -width[j:zero]
-    hat = np.zeros((grid.size, k + 1))
     place = np.clip(np.searchsorted(knots, grid, side="right") - 1, 0, k - 1)
     share = (grid - knots[place]) / width[place]
-    hat[np.arange(grid.size), place] = 1.0 - share
-    hat[np.arange(grid.size), place + 1] = share
+    hat = sp.csr_matrix(
+        (
+            np.stack([1.0 - share, share], axis=1).ravel(),
+            (np.repeat(np.arange(grid.size), 2), np.stack([place, place + 1], axis=1).ravel()),
+        ),
+        shape=(grid.size, k + 1),
+    )
     rising = _rising_until(points, reach)
     anchor = 0 if rising is None else int(np.clip(np.searchsorted(knots, rising, side="left") - 1, 0, k - 1))
     # slopes = anchor_value * 1 + steps: parameter 0 is e (the anchor's slope), 1..k-1 the steps
@@ -420,11 +437,13 @@ def fit_piecewise(points: CurvePoints, reach: Reach, segments: int) -> tuple[np.
                 to_slope[j, step] = 1.0  # segments left of the anchor are steeper
             elif anchor <= boundary < j:
                 to_slope[j, step] = -1.0  # segments right of it are flatter
-    design = hat @ to_value @ to_slope
+    basis = to_value @ to_slope
+    gram = basis.T @ (hat.T @ hat).toarray() @ basis
+    moment = basis.T @ (hat.T @ target)
     lower = np.zeros(k)
     if rising is None:
         lower[0] = -np.inf
-    values = to_value @ to_slope @ _bounded_lsq(design, target, lower, np.full(k, np.inf))
+    values = basis @ _bounded_lsq_normal(gram, moment, lower, np.full(k, np.inf))
     values[zero] = 0.0
     return knots, values
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.mix.model import MixProblem, Piecewise, regions, snap
+from dmplan.solver.mix.model import MixProblem, regions, snap
 from dmplan.solver.mix.qp import linear_rows
 
 INF = float("inf")
@@ -181,12 +181,13 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         assert curve is not None
         s_i = float(scale[i])
         x_lo, x_hi = float(lo[p]) * s_i, float(hi[p]) * s_i
-        active, top = _active_lines(curve, x_lo, x_hi)
+        active = curve.active(x_lo, x_hi)
+        top = float(np.max(curve(np.concatenate([[x_lo, x_hi], _inside(curve.envelope()[1], x_lo, x_hi)]))))
         w = int(piece_w[p])
         lower[w] = min(0.0, float(curve(x_lo)), float(curve(x_hi)))  # a concave minimum lies at an end
         upper[w] = max(0.0, top)
         cost[w] = 1.0
-        for line in active:
+        for line in active.tolist():
             alpha, beta = float(curve.intercept[line]), float(curve.slope[line]) * s_i
             if binary[p]:
                 pw_rows.append((p, [w, int(piece_z[p]), int(piece_y[p])], [1.0, -alpha, -beta], 0.0))
@@ -311,19 +312,5 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     )
 
 
-def _active_lines(curve: Piecewise, x_lo: float, x_hi: float) -> tuple[list[int], float]:
-    """Lines of ``curve`` that are its minimum somewhere on ``[x_lo, x_hi]``, and its maximum there.
-
-    The minimum of lines changes line only where two lines cross, so it is enough to look at the ends and at
-    every crossing inside the interval: a line active on a stretch is the minimum at both its ends.
-    """
-    slope, intercept = curve.slope, curve.intercept
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = (intercept[None, :] - intercept[:, None]) / (slope[:, None] - slope[None, :])
-    cross = cross[np.isfinite(cross)]
-    points = np.concatenate([[x_lo, x_hi], cross[(cross > x_lo) & (cross < x_hi)]])
-    values = intercept[:, None] + slope[:, None] * points[None, :]
-    low = values.min(axis=0)
-    tolerance = 1e-12 * max(1.0, float(np.max(np.abs(low))))
-    active = np.flatnonzero(np.any(values <= low[None, :] + tolerance, axis=1))
-    return [int(k) for k in active], float(low.max())
+def _inside(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    return points[(points > lower) & (points < upper)]

@@ -11,6 +11,7 @@ Nothing in this module depends on a solver.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -72,6 +73,37 @@ class Piecewise:
     @property
     def segments(self) -> int:
         return int(self.slope.size)
+
+    def envelope(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lines that are the minimum somewhere, left to right, and the kinks between them.
+
+        Returns ``(lines, kinks)``: ``lines[j]`` is the minimum on ``[kinks[j - 1], kinks[j]]`` (the first from
+        minus infinity, the last to plus infinity). Lines in decreasing slope (equal slopes: the lowest one);
+        a line is dropped when its successor crosses the line before it no later than it does (the usual
+        envelope sweep, O(k log k)).
+        """
+        order = np.lexsort((self.intercept, -self.slope))
+        stack: list[int] = []
+        for line in order.tolist():
+            if stack and self.slope[stack[-1]] == self.slope[line]:
+                continue  # same slope, higher or equal intercept: never below the kept one
+            while len(stack) >= 2 and self._cross(stack[-2], line) <= self._cross(stack[-2], stack[-1]):
+                stack.pop()
+            stack.append(line)
+        lines = np.asarray(stack, dtype=np.int64)
+        kinks = np.array([self._cross(a, b) for a, b in itertools.pairwise(stack)], dtype=float)
+        return lines, kinks
+
+    def _cross(self, first: int, second: int) -> float:
+        """Where two lines of different slopes cross."""
+        return float((self.intercept[second] - self.intercept[first]) / (self.slope[first] - self.slope[second]))
+
+    def active(self, lower: float, upper: float) -> np.ndarray:
+        """Lines that are the minimum somewhere on ``[lower, upper]`` (touching an end counts)."""
+        lines, kinks = self.envelope()
+        left = np.concatenate([[-np.inf], kinks])
+        right = np.concatenate([kinks, [np.inf]])
+        return lines[(right >= lower) & (left <= upper)]
 
     @classmethod
     def from_knots(cls, knots: np.ndarray, values: np.ndarray) -> Piecewise:

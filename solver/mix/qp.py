@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from dmplan.solver.backends.highs import new_highs, set_time_limit
-from dmplan.solver.mix.model import MixProblem, Piecewise
+from dmplan.solver.mix.model import MixProblem
 
 INF = float("inf")
 #: above this many free activities the QP goes to Clarabel's interior point (HiGHS's active set needs
@@ -131,7 +131,7 @@ def solve_box_qp(
             line_upper.append(curve.intercept)
             ends = curve(np.array([lower[j], upper[j]]))
             w_lower.append(float(ends.min()))
-            w_upper.append(float(curve(np.clip(_kinks(curve), lower[j], upper[j])).max(initial=ends.max())))
+            w_upper.append(float(curve(np.clip(curve.envelope()[1], lower[j], upper[j])).max(initial=ends.max())))
         extra = len(with_curve)
         matrix = sp.csr_matrix(sp.vstack([sp.hstack([matrix, sp.csr_matrix((matrix.shape[0], extra))]), *line_rows]))
         row_lower = np.concatenate([row_lower, np.full(sum(r.shape[0] for r in line_rows), -INF)])
@@ -148,15 +148,6 @@ def solve_box_qp(
         return None
     fixed_change[free] = np.clip(y[:n] * scale, lower, upper)
     return fixed_change
-
-
-def _kinks(curve: Piecewise) -> np.ndarray:
-    """Where consecutive lines of a piecewise revenue cross (its kinks when its lines are sorted by slope)."""
-    order = np.argsort(-curve.slope, kind="stable")
-    slope, intercept = curve.slope[order], curve.intercept[order]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = (intercept[1:] - intercept[:-1]) / (slope[:-1] - slope[1:])
-    return cross[np.isfinite(cross)]
 
 
 def _active_set(
