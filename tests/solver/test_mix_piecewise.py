@@ -115,3 +115,23 @@ def test_knots_must_be_concave() -> None:
         Piecewise.from_knots(np.array([-1.0, 0.0, 1.0]), np.array([-1.0, 0.0, 2.0]))
     curve = Piecewise.from_knots(np.array([-1.0, 0.0, 2.0]), np.array([-2.0, 0.0, 1.0]))
     assert curve(np.array([-1.0, 0.0, 1.0, 2.0])) == pytest.approx([-2.0, 0.0, 0.5, 1.0])
+
+
+def test_envelope_keeps_exactly_the_lines_that_are_the_minimum_somewhere() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        curve = Piecewise(rng.normal(size=12), rng.normal(size=12))
+        lines, kinks = curve.envelope()
+        assert np.all(np.diff(kinks) > 0)
+        x = np.linspace(-50, 50, 20001)
+        values = curve.intercept[:, None] + curve.slope[:, None] * x[None, :]
+        winners = set(np.argmin(values, axis=0).tolist())
+        assert set(lines.tolist()) >= winners  # every line that wins on the grid is kept
+        kept = curve.intercept[lines][:, None] + curve.slope[lines][:, None] * x[None, :]
+        np.testing.assert_allclose(kept.min(axis=0), values.min(axis=0))
+        inner = lines[1:-1]
+        assert set(inner.tolist()) <= winners | set(lines[[0, -1]].tolist()) or len(lines) <= 2
+    dominated = Piecewise([2.0, 1.0, 0.0], [0.0, 5.0, 0.0])  # 1 x + 5 lies above min(2x, 0) everywhere
+    assert dominated.envelope()[0].tolist() == [0, 2]
+    assert dominated.active(-1.0, 1.0).tolist() == [0, 2]
+    assert dominated.active(1.0, 2.0).tolist() == [2]
