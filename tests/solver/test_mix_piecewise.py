@@ -129,8 +129,12 @@ def test_envelope_keeps_exactly_the_lines_that_are_the_minimum_somewhere() -> No
         assert set(lines.tolist()) >= winners  # every line that wins on the grid is kept
         kept = curve.intercept[lines][:, None] + curve.slope[lines][:, None] * x[None, :]
         np.testing.assert_allclose(kept.min(axis=0), values.min(axis=0))
-        inner = lines[1:-1]
-        assert set(inner.tolist()) <= winners | set(lines[[0, -1]].tolist()) or len(lines) <= 2
+        # and only those: each kept line is the strict minimum inside its stretch of the envelope
+        left = np.concatenate([[kinks[0] - 1.0], kinks]) if kinks.size else np.array([0.0])
+        right = np.concatenate([kinks, [kinks[-1] + 1.0]]) if kinks.size else np.array([1.0])
+        middle = 0.5 * (left + right)
+        at = curve.intercept[:, None] + curve.slope[:, None] * middle[None, :]
+        assert np.argmin(at, axis=0).tolist() == lines.tolist()
     dominated = Piecewise([2.0, 1.0, 0.0], [0.0, 5.0, 0.0])  # 1 x + 5 lies above min(2x, 0) everywhere
     assert dominated.envelope()[0].tolist() == [0, 2]
     assert dominated.active(-1.0, 1.0).tolist() == [0, 2]
