@@ -6,7 +6,7 @@ summarises it and lays out its result sheets (``*_sheets.sheets``).
 
 from __future__ import annotations
 
-from dmplan.addin import coupon_model, coupon_sheets, mix_model, mix_sheets
+from dmplan.addin import coupon_model, coupon_sheets, mix_curves, mix_model, mix_sheets
 from dmplan.addin.contract import ModelAdapter, ModelRun, RunOptions, TableSource
 
 
@@ -29,7 +29,7 @@ class CouponAdapter:
 class MixAdapter:
     name = "mix"
     input_tables: tuple[str, ...] = (mix_model.ACTIVITIES,)
-    other_inputs: tuple[str, ...] = (mix_model.RULES, "Settings")
+    other_inputs: tuple[str, ...] = (mix_model.RULES, "Settings", mix_curves.CURVES)
     legacy_sheets = mix_sheets.LEGACY_SHEETS
     solvers: tuple[str, ...] = mix_model.SOLVERS
 

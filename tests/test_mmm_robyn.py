@@ -79,8 +79,16 @@ def export(folder: Path, models: dict[str, Truth], new: bool, solid: str = "1_23
                 row[f"{name}_inflexion"] = window_inflexion(t, new) * scale
         row["lambda"] = 0.01
         hyper.append(row)
-        aggregated.append({"solID": sid, "rn": "(Intercept)", "coef": 123.0, "mean_spend": "NA",
-                           "mean_carryover": "NA", "mean_response": "NA"})  # fmt: skip
+        aggregated.append(
+            {
+                "solID": sid,
+                "rn": "(Intercept)",
+                "coef": 123.0,
+                "mean_spend": "NA",
+                "mean_carryover": "NA",
+                "mean_response": "NA",
+            }
+        )
         for name, t in models.items():
             mean_spend = float(np.mean(t.spend[FIRST : LAST + 1]))
             c = carryover(t)
@@ -91,8 +99,16 @@ def export(folder: Path, models: dict[str, Truth], new: bool, solid: str = "1_23
             else:  # 3.11: the allocator's formula at the mean spend
                 x = mean_spend + c
                 mean_response = t.coef * x**t.alpha / (x**t.alpha + k**t.alpha)
-            aggregated.append({"solID": sid, "rn": name, "coef": t.coef * scale, "mean_spend": mean_spend,
-                               "mean_carryover": c, "mean_response": mean_response})  # fmt: skip
+            aggregated.append(
+                {
+                    "solID": sid,
+                    "rn": name,
+                    "coef": t.coef * scale,
+                    "mean_spend": mean_spend,
+                    "mean_carryover": c,
+                    "mean_response": mean_response,
+                }
+            )
         for kind in ("rawMedia", "adstockedMedia", "decompMedia"):
             for i, day in enumerate(dates):
                 entry: dict[str, object] = {"ds": day}

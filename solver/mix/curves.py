@@ -185,8 +185,13 @@ def check_points(points: CurvePoints, reach: Reach) -> CurvePoints:
         if values is None:
             continue
         if values.shape != points.spend.shape:
-            raise CurveError(f"has {values.size} {name} values for {points.spend.size} points.", key=key, row=None,
-                             column=name, fix="Give every point one value.")  # fmt: skip
+            raise CurveError(
+                f"has {values.size} {name} values for {points.spend.size} points.",
+                key=key,
+                row=None,
+                column=name,
+                fix="Give every point one value.",
+            )
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise CurveError(
@@ -199,9 +204,12 @@ def check_points(points: CurvePoints, reach: Reach) -> CurvePoints:
     bad = np.flatnonzero(points.spend < 0)
     if bad.size:
         raise CurveError(
-            f"spend {points.spend[bad[0]]:g} is negative.", key=key, row=points.rows[bad[0]], column="spend",
+            f"spend {points.spend[bad[0]]:g} is negative.",
+            key=key,
+            row=points.rows[bad[0]],
+            column="spend",
             fix="Spend is the horizon's total spend, 0 or more.",
-        )  # fmt: skip
+        )
     ordered = points.sorted()
     same = np.flatnonzero(np.diff(ordered.spend) == 0)
     if same.size:
@@ -508,8 +516,29 @@ def fit_curve(
         knots, knot_response = reach.baseline + knot_x, r0 + knot_v
     samples = _samples(ordered, reach)
     truth = ordered.at(reach.baseline + samples)
-    fit = CurveFit(ordered.activity, model, reach.baseline, r0, a, b, r0, curve, knots, knot_response,
-                   0, 0, 0, 0, 0, 0, None, None, reach.min_spend, reach.min_change, note)  # fmt: skip
+    fit = CurveFit(
+        ordered.activity,
+        model,
+        reach.baseline,
+        r0,
+        a,
+        b,
+        r0,
+        curve,
+        knots,
+        knot_response,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        None,
+        None,
+        reach.min_spend,
+        reach.min_change,
+        note,
+    )
     error = np.abs(fit.revenue(samples) - truth)
     convex_error = None
     if convex is not None:
