@@ -401,11 +401,15 @@ def write_book(imported: RobynImport, target: Path | str) -> list[str]:
     sheets where the book has none; returns the sheets written. Atomic: a failure leaves the file as it was."""
     from openpyxl import Workbook
 
-    from dmplan.addin.workbook import load, save_atomically
+    from dmplan.addin.ooxml import form_buttons
+    from dmplan.addin.workbook import check_target, load, save_atomically
 
     path = Path(target)
+    check_target(path)  # before reading anything: a refusal costs nothing
+    buttons = None
     if path.exists():
         book = load(path, data_only=False)
+        buttons = form_buttons(path)
     else:
         book = Workbook()
         book.remove(book.active)
@@ -424,5 +428,5 @@ def write_book(imported: RobynImport, target: Path | str) -> list[str]:
         for row in rows:
             ws.append(row)
         written.append(name)
-    save_atomically(book, path)
+    save_atomically(book, path, buttons)
     return written

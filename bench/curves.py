@@ -231,17 +231,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--small-n", type=int, default=6, help="activities of the brute-forced instances")
     parser.add_argument("--small", type=int, default=20, help="brute-forced instances")
     parser.add_argument("--large-n", type=int, default=30, help="activities of the larger instances")
     parser.add_argument("--large", type=int, default=10, help="larger instances (reference: 256-segment fit)")
-    return parser
 
 
 def main() -> int:
-    return run(build_parser().parse_args())
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -190,3 +190,36 @@ def test_write_book_adds_curves_activities_and_settings(tmp_path: Path) -> None:
     assert [c.value for c in wb["Curves"][1]] == ["activity", "spend", "response"]
     assert wb["Curves"].max_row == 1 + 3 * 201
     assert write_book(imported, book) == ["Curves"]  # a second import keeps the user's Activities
+
+
+def test_cli_imports_a_robyn_run_and_the_book_solves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmplan.addin import cli
+
+    folder = export(tmp_path / "run", truths(5), new=False)
+    book = tmp_path / "robyn.xlsx"
+    code = cli.main(["curves", "robyn", str(folder), "--solid", "1_23_4", "--periods", "13", "-o", str(book)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    assert "Robyn <= 3.11" in err and "identity" in err
+    summary = tmp_path / "s.json"
+    code = cli.main(["solve", str(book), "-q", "--summary-json", str(summary)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    mix = json.loads(summary.read_text())["models"][0]
+    assert mix["revenue_model"] == "piecewise" and len(mix["curves"]) == 3
+    assert mix["lift_points"] == pytest.approx(mix["lift_fitted"], rel=1e-2, abs=1e-6)
+    assert mix["budget_used"] == pytest.approx(mix["baseline_total"], rel=1e-9)
+    # tv's Hill alpha 2.2 is S-shaped: its convex range is reported, never clipped silently
+    tv = next(c for c in mix["curves"] if c["activity"] == "tv_S")
+    assert tv["convex_range"] is None or tv["convex_max_error"] is not None
+
+
+def test_cli_unknown_model_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmplan.addin import cli
+
+    folder = export(tmp_path / "run", truths(6), new=True)
+    book = tmp_path / "robyn.xlsx"
+    code = cli.main(["curves", "robyn", str(folder), "--solid", "2_2_2", "-o", str(book)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "file pareto_hyperparameters.csv" in err and "--solid" in err
+    assert not book.exists()
