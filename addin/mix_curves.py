@@ -86,14 +86,14 @@ def read_curves(table: Table | None) -> dict[str, CurvePoints]:
                 value = table.rows[row][table.index(header)]
                 entry[band].append(table.number(value, row, header, what=f"{band} (or delete the column)"))
     curves = {}
+    has_band = names["response_lo"] is not None and names["response_hi"] is not None
     for key, entry in grouped.items():
-        band = names["response_lo"] is not None and names["response_hi"] is not None
         curves[key] = CurvePoints(
             key,
             np.array(entry["spend"]),
             np.array(entry["response"]),
-            np.array(entry["response_lo"]) if band else None,
-            np.array(entry["response_hi"]) if band else None,
+            np.array(entry["response_lo"]) if has_band else None,
+            np.array(entry["response_hi"]) if has_band else None,
             tuple(entry["rows"]),
         )
     return curves
@@ -362,10 +362,10 @@ def sheet(
         f"{len(fits)} activities revenued from their points; worst fit {worst.activity} "
         f"({100 * worst.max_error_share:.3f}% of its response at baseline)."
     ]
-    convex = [f.activity for f in fits if f.convex_range is not None]
-    if convex:
+    s_shaped = [f.activity for f in fits if f.convex_range is not None]
+    if s_shaped:
         notes.append(
-            f"{len(convex)} curves are convex (S-shaped) over part of their range (convex_from .. convex_to): "
+            f"{len(s_shaped)} curves are convex (S-shaped) over part of their range (convex_from .. convex_to): "
             "no concave model follows them there; convex_part = raise_min_spend keeps the plan out of it."
         )
     return SheetSpec(SHEET, TITLE, blocks, charts, notes=notes, column_widths={1: 24.0, 16: 60.0}, role="curves")

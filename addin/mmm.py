@@ -297,8 +297,9 @@ def import_robyn(
         )
         if channel.mean_response is not None:
             at_mean = float(channel.response(mean_spend))
-            checks[name] = abs(at_mean - channel.mean_response) / max(abs(channel.mean_response), 1e-300)
-            if not has_inflexion and checks[name] > IDENTITY_TOLERANCE:
+            difference = abs(at_mean - channel.mean_response) / max(abs(channel.mean_response), 1e-300)
+            checks[name] = difference
+            if not has_inflexion and difference > IDENTITY_TOLERANCE:
                 raise _error(
                     agg_path,
                     f"channel {name}: the curve at mean spend gives {at_mean:.10g} but Robyn's mean_response is "

@@ -190,9 +190,9 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         for line in active.tolist():
             alpha, beta = float(curve.intercept[line]), float(curve.slope[line]) * s_i
             if binary[p]:
-                pw_rows.append((p, [w, int(piece_z[p]), int(piece_y[p])], [1.0, -alpha, -beta], 0.0))
+                pw_rows.append((int(p), [w, int(piece_z[p]), int(piece_y[p])], [1.0, -alpha, -beta], 0.0))
             else:
-                pw_rows.append((p, [w, int(piece_y[p])], [1.0, -beta], alpha))
+                pw_rows.append((int(p), [w, int(piece_y[p])], [1.0, -beta], alpha))
 
     with np.errstate(divide="ignore", invalid="ignore"):
         peak = np.where(has_t, -b_scaled / (2 * a_scaled), np.where(b_scaled > 0, hi, lo))
