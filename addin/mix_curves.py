@@ -169,7 +169,7 @@ def revenue_formula(problem: MixProblem, i: int, change_cell: str, a_cell: str, 
     )
     if lines.size > FORMULA_LINES:
         return None
-    terms = ",".join(f"{curve.intercept[k]!r}+{curve.slope[k]!r}*{change_cell}" for k in lines.tolist())
+    terms = ",".join(f"{float(curve.intercept[k])!r}+{float(curve.slope[k])!r}*{change_cell}" for k in lines.tolist())
     return f"{text}+MIN({terms})"
 
 
