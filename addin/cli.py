@@ -198,6 +198,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_solve(args)
 
 
+def cmd_curves(args: argparse.Namespace) -> int:
+    """``dmplan curves robyn DIR --solid ID [--periods N] -o BOOK``: Robyn's curves into a workbook."""
+    from dmplan.addin.mmm import import_robyn, write_book
+
+    imported = import_robyn(
+        Path(args.folder), args.solid, periods=args.periods, window_start=args.window_start, window_end=args.window_end
+    )
+    written = write_book(imported, Path(args.output))
+    say(imported.summary())
+    say(f"wrote {', '.join(written)} to {args.output}")
+    return EXIT_OK
+
+
+def periods(text: str) -> int:
+    """argparse type of --periods: a whole number of periods, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of periods") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not 1 or more")
+    return value
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     return int(args.bench_run(args))
 
@@ -208,6 +232,7 @@ BENCHMARKS = {
     "udf": ("dmplan.bench.udf", "worksheet functions: time per call in-process"),
     "retailer-book": ("dmplan.bench.retailer_book", "dmplan solve --time-limit T on the retailer workbook"),
     "startup": ("dmplan.bench.startup", "start-up: dmplan --help, import dmplan, the button's first message"),
+    "curves": ("dmplan.bench.curves", "plans on fitted response curves: share of the true optimum's lift"),
 }
 
 
@@ -242,6 +267,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("-q", "--quiet", action="store_true")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo.set_defaults(func=cmd_demo)
+
+    curves = sub.add_parser("curves", help="import response curves from a marketing-mix model into a workbook")
+    curves_sub = curves.add_subparsers(dest="tool", required=True)
+    robyn = curves_sub.add_parser("robyn", help="a finished Robyn run's CSV exports (pareto_*.csv)")
+    robyn.add_argument("folder", help="the run's export folder (OutputCollect$plot_folder)")
+    robyn.add_argument("--solid", required=True, help="the model id (solID), e.g. 1_100_5")
+    robyn.add_argument("--periods", type=periods, help="periods in the planning horizon (default: the model window)")
+    robyn.add_argument("--window-start", help="first ds of the model window (Robyn <= 3.11 without its JSON)")
+    robyn.add_argument("--window-end", help="last ds of the model window")
+    robyn.add_argument("-o", "--output", required=True, help="workbook to write the Curves (and Activities) into")
+    robyn.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    robyn.set_defaults(func=cmd_curves)
 
     bench = sub.add_parser("bench", help="benchmarks (print tables of times and gaps)")
     bench_sub = bench.add_subparsers(dest="model", required=True)

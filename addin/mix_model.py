@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from dmplan.addin import mix_curves
 from dmplan.addin.cells import TextNumberError, as_number, as_text, display, is_blank, normalize, number_text
 from dmplan.addin.contract import Deadline, RunOptions, TableSource
 from dmplan.addin.tables import Settings, Table, locate, require_table
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.mix import MixProblem, MixResult, Rule, available_solvers, solve
 from dmplan.solver.mix.backends import BACKENDS
+from dmplan.solver.mix.curves import CurveError, CurveFit, CurvePoints, PlanOnCurves, apply_curves, evaluate_plan
 from dmplan.solver.mix.diagnose import conflicting_rows
 from dmplan.solver.mix.pareto import ParetoPoint, pareto_over_changes
 
@@ -59,6 +61,11 @@ class MixInput:
     gap: float
     pareto_points: int
     warnings: list[str] = field(default_factory=list)
+    curves: dict[str, CurvePoints] = field(default_factory=dict)  #: points per activity (Curves table)
+    fits: list[CurveFit] = field(default_factory=list)  #: their fits, in activity order
+    revenue_model: str = "quadratic"
+    curve_segments: int = 8
+    convex_part: str = "fit"
 
 
 # ------------------------------------------------------------------------------ reading
@@ -224,9 +231,9 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
     low = acts.numbers("min_spend", minimum=0, what="minimum spend")
     high = acts.numbers("max_spend", minimum=0, what="maximum spend")
     change = acts.numbers("min_change", default=0.0, minimum=0, what="minimum change")
-    a = acts.numbers("a", what="quadratic revenue coefficient a (0 or less)")
-    b = acts.numbers("b", what="linear revenue coefficient b")
-    c = acts.numbers("c", default=0.0, what="revenue at baseline c")
+    curves_table = source.table(mix_curves.CURVES)
+    curves = mix_curves.read_curves(curves_table)
+    a, b, c = mix_curves.revenue_coefficients(acts, ids, curves)
     convex = [i for i, v in enumerate(a) if v > 0]
     if convex:
         rows = ", ".join(f"{acts.header_row + 1 + i} ({ids[i]})" for i in convex[:10])
@@ -261,6 +268,7 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
         raise settings.error("solver", message, fix=fix)
     gap = settings.number("gap", 1e-4, minimum=0, maximum=1)
     points = settings.number("pareto_points", 20, minimum=2, maximum=200, integer=True)
+    revenue_model, segments, convex_part = mix_curves.settings(settings)
     try:
         problem = MixProblem(
             tuple(ids),
@@ -278,7 +286,14 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
         )
     except InputError as error:
         raise locate(error, settings, {ACTIVITIES: (acts, "activity"), RULES: (rules_table, "rule")}) from None
-    tables = [acts, rules_table, settings.table]
+    fits: list[CurveFit] = []
+    if curves:
+        assert curves_table is not None
+        try:
+            problem, fits = apply_curves(problem, curves, revenue_model, segments, convex_part)  # type: ignore[arg-type]
+        except CurveError as error:
+            raise mix_curves.locate(error, curves_table) from None
+    tables = [acts, rules_table, settings.table, curves_table]
     return MixInput(
         problem,
         attributes,
@@ -289,6 +304,11 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> MixInp
         float(gap if gap is not None else 1e-4),
         int(points or 20),
         [w for t in tables if t is not None for w in t.warnings],
+        curves,
+        fits,
+        revenue_model,
+        segments,
+        convex_part,
     )
 
 
@@ -301,6 +321,7 @@ class MixOutcome:
     seconds: float
     notes: list[str] = field(default_factory=list)
     infeasible_rules: list[str] = field(default_factory=list)
+    curve_lift: PlanOnCurves | None = None  #: the plan's lift on the fit, the points and the band (Curves)
 
     @property
     def status(self) -> Status:
@@ -356,7 +377,10 @@ def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
                 f"{', '.join(str(k) for k in missing[:10])}{' ...' if len(missing) > 10 else ''}); "
                 "they are not charted."
             )
-    return MixOutcome(data, result, sweep, deadline.elapsed(), notes, rules)
+    lift = None
+    if data.curves and result.change is not None:
+        lift = evaluate_plan(data.problem, result.change, data.curves)
+    return MixOutcome(data, result, sweep, deadline.elapsed(), notes, rules, lift)
 
 
 def summary(outcome: MixOutcome) -> dict[str, Any]:
@@ -390,6 +414,13 @@ def summary(outcome: MixOutcome) -> dict[str, Any]:
         "baseline_total": float(p.baseline.sum()),
         "baseline_revenue": p.revenue(np.zeros(p.n)),
         "plan": {key: float(v) for key, v in zip(p.activity, spend, strict=True)} if spend is not None else None,
+        **mix_curves.summary_fields(
+            outcome.curve_lift,
+            outcome.data.revenue_model,
+            outcome.data.curve_segments,
+            outcome.data.convex_part,
+            outcome.data.fits,
+        ),
         "pareto": [
             {
                 "k": pt.k,

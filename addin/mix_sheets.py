@@ -1,4 +1,5 @@
-"""The marketing-mix model's result sheets: Mix Plan, Mix Budget and Mix Pareto.
+"""The marketing-mix model's result sheets: Mix Plan, Mix Budget, Mix Pareto (and Mix Curves, from
+:mod:`dmplan.addin.mix_curves`, when the workbook has a Curves table).
 
 Layouts only: they describe the sheets (:mod:`dmplan.addin.sheets`) from a solved
 :class:`dmplan.addin.mix_model.MixOutcome`; both writers render the description.
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from dmplan.addin import mix_curves
 from dmplan.addin.cells import as_number, as_text, column_letter, is_blank, normalize
 from dmplan.addin.mix_model import COMPUTED, RESERVED, MixOutcome
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block, sheet_ref
@@ -24,6 +26,7 @@ LEGACY_SHEETS = {
     PLAN: "Marketing-mix adjustment plan",
     BUDGET: "Spend before and after",
     PARETO: "Pareto: revenue against the number of changes",
+    mix_curves.SHEET: mix_curves.TITLE,
 }
 NO_PLAN_TITLE = "Marketing-mix adjustment: no plan"
 
@@ -36,6 +39,9 @@ def sheets(outcome: MixOutcome) -> list[SheetSpec]:
     out = [_plan_sheet(outcome, plan), _budget_sheet(outcome, plan)]
     if outcome.pareto:
         out.append(_pareto_sheet(outcome))
+    data = outcome.data
+    if data.fits:
+        out.append(mix_curves.sheet(data.problem, outcome.result.change, data.curves, data.fits))
     return out
 
 
@@ -67,6 +73,9 @@ def _kpi_items(outcome: MixOutcome, plan: Block | None) -> list[tuple[str, Any, 
         ("Revenue after (objective)", total("revenue_after"), MONEY),
         ("Revenue before", total("revenue_before"), MONEY),
         ("Revenue gain", None, MONEY),  # filled in by _plan_sheet (needs the KPI cells' addresses)
+        *mix_curves.kpi_items(
+            outcome.curve_lift, outcome.data.revenue_model, outcome.data.curve_segments, outcome.data.fits
+        ),
         ("Proven bound", cert.bound, MONEY),
         ("Gap", cert.gap, "0.0000%"),
         ("Changes used", f'=COUNTIF({plan.column_range("change")},"<>0")' if plan else r.changes, "#,##0"),
@@ -133,12 +142,23 @@ def _plan_block(outcome: MixOutcome) -> Block:
                 float(p.b[i]),
                 float(p.c[i]),
                 f"={at('c')}",
-                f"={at('a')}*{at('change')}^2+{at('b')}*{at('change')}+{at('c')}",
+                _revenue_after(outcome, i, at),
             ]
         )
     formats = {h: MONEY for h in ("baseline", "min_spend", "max_spend", "min_change", "new_spend", "change")}
     formats.update(change_pct=SHARE, a="0.000000E+00", b="0.0000", c=MONEY, revenue_before=MONEY, revenue_after=MONEY)
     return Block(top, 1, header, rows, title="Plan per activity", formats=formats, table_name="Mix_Plan")
+
+
+def _revenue_after(outcome: MixOutcome, i: int, at: Any) -> Any:
+    """Live revenue after the plan: the quadratic, plus the MIN over the lines of a piecewise revenue fitted
+    to Curves points; the solver's value when the curve has too many lines for a readable formula."""
+    p = outcome.data.problem
+    formula = mix_curves.revenue_formula(p, i, at("change"), at("a"), at("b"), at("c"))
+    if formula is not None:
+        return formula
+    assert outcome.result.change is not None
+    return float(p.revenues(outcome.result.change)[i])
 
 
 def _sheet_header(attribute: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from dmplan.addin import coupon_model, coupon_sheets, mix_model, mix_sheets
+from dmplan.addin import coupon_model, coupon_sheets, mix_curves, mix_model, mix_sheets
 from dmplan.addin.contract import ModelAdapter, ModelRun, RunOptions, TableSource
 from dmplan.addin.sheets import SheetSpec
 
@@ -63,7 +63,7 @@ class Adapter:
 
 
 COUPON = Adapter("coupon", ("Segments", "Mailings"), ("Customers", "Settings"), coupon_model, coupon_sheets)
-MIX = Adapter("mix", (mix_model.ACTIVITIES,), (mix_model.RULES, "Settings"), mix_model, mix_sheets)
+MIX = Adapter("mix", (mix_model.ACTIVITIES,), (mix_model.RULES, "Settings", mix_curves.CURVES), mix_model, mix_sheets)
 ADAPTERS: tuple[ModelAdapter, ...] = (COUPON, MIX)
 #: Settings every run reads, whatever its models.
 COMMON_SETTINGS = ("time_limit",)

@@ -24,9 +24,11 @@ from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
 from dmplan.addin.cells import column_letter, normalize
+from dmplan.addin.mix_curves import CURVES
 from dmplan.addin.mix_model import ACTIVITIES, FORMULATIONS, RULES, SOLVERS
 from dmplan.addin.workbook import check_target, save_atomically
 from dmplan.solver.coupon.book import book_csv
+from dmplan.solver.mix.curves import CONVEX_PARTS, REVENUE_MODELS
 
 TEMPLATE_FILES = {"coupon": "dm_plan.xlsx", "mix": "mix_plan.xlsx"}
 
@@ -421,6 +423,25 @@ def example_rules(rows: list[list[Any]]) -> list[list[Any]]:
     return rules
 
 
+CURVE_ACTIVITIES = 8  #: the example Curves table gives points for the last activities (Email, West, weeks 1-8)
+CURVE_POINTS = 21
+
+
+def example_curves(rows: list[list[Any]]) -> list[list[Any]]:
+    """Points for the last activities, as a marketing-mix model would export them: a Michaelis-Menten
+    response ``top s / (s + half)`` with the activity's revenue c and marginal return b at its baseline
+    (``half = b s^2 / (c - b s)``), from min_spend to max_spend, with a +-15% band."""
+    out: list[list[Any]] = []
+    for row in rows[-CURVE_ACTIVITIES:]:
+        name, s, low, high, b, c = row[0], row[5], row[6], row[7], row[10], row[11]
+        half = b * s * s / (c - b * s)
+        top = c * (s + half) / s
+        for spend in np.linspace(low, high, CURVE_POINTS):
+            response = round(top * spend / (spend + half), 2)
+            out.append([name, round(float(spend), 2), response, round(0.85 * response, 2), round(1.15 * response, 2)])
+    return out
+
+
 def mix_settings() -> list[tuple[str, Any, str, DataValidation | None]]:
     return [
         ("budget_min_ratio", 0.99, "Mix: total new spend at least this share of the total baseline.", number_rule(0)),
@@ -439,6 +460,26 @@ def mix_settings() -> list[tuple[str, Any, str, DataValidation | None]]:
         ("gap", 0.0001, "Mix: relative optimality gap at which the solve stops (0.0001 = 0.01%).", number_rule(0, 1)),
         ("time_limit", 60, "Seconds allowed per model run.", number_rule(0)),
         ("pareto_points", 20, "Number of points of the Pareto sweep (2 to 200).", number_rule(2, 200, whole=True)),
+        (
+            "revenue_model",
+            "quadratic",
+            "Mix: how activities with points in Curves are fitted: quadratic (a x^2 + b x + c) or piecewise "
+            "(concave piecewise-linear, exact in the solver).",
+            list_rule(REVENUE_MODELS),
+        ),
+        (
+            "curve_segments",
+            8,
+            "Mix: pieces of a piecewise fit (16 or more for close fits).",
+            number_rule(1, 1000, whole=True),
+        ),
+        (
+            "convex_part",
+            "fit",
+            "Mix: an S-shaped curve's convex (low-spend) part: fit (least squares, reported) or raise_min_spend "
+            "(the activity may not go below the inflection spend).",
+            list_rule(CONVEX_PARTS),
+        ),
     ]
 
 
@@ -452,10 +493,16 @@ MIX_INSTRUCTIONS = [
     "Rules (optional): rule name, column, match, lower, upper, on. With a match value the rule sums the spend (or "
     "the change, on = change) of the activities whose column equals it (case-insensitive); with a blank match "
     "the column's numbers are weights. lower or upper may be blank.",
+    "Curves (optional): points of response curves from a marketing-mix model (Robyn, Meridian, PyMC-Marketing): "
+    "activity, spend, response (totals over the planning horizon), optionally response_lo and response_hi. "
+    "Activities with points get their revenue from a fit of the points (their a, b, c are not used); Meridian's "
+    "response_curves table (Channel, Spend, Incremental Outcome) pastes in as it is.",
     "Settings: budget_min_ratio / budget_max_ratio (share of the total baseline) or budget_min / budget_max; "
-    "max_changes_ratio or max_changes; formulation; solver; gap; time_limit; pareto_points.",
+    "max_changes_ratio or max_changes; formulation; solver; gap; time_limit; pareto_points; revenue_model, "
+    "curve_segments and convex_part (for Curves).",
     "Run: DMPlan > Solve workbook, or dmplan solve THIS_FILE.xlsx. Results: Mix Plan (plan and key figures), "
-    "Mix Budget (spend by channel and region, rule check), Mix Pareto (revenue against the number of changes).",
+    "Mix Budget (spend by channel and region, rule check), Mix Pareto (revenue against the number of changes), "
+    "Mix Curves (with Curves: the fit per activity and charts of points against the fit).",
 ]
 
 
@@ -477,6 +524,9 @@ def add_mix_inputs(wb: Workbook, describe: bool = True) -> None:
         for c in (4, 5):
             ws.cell(row=r, column=c).number_format = "#,##0.00"
     _extend_settings(wb, mix_settings())
+    ws = wb.create_sheet(CURVES)
+    add_table(ws, CURVES, ("activity", "spend", "response", "response_lo", "response_hi"), example_curves(rows))
+    ws.column_dimensions["A"].width = 20
     if describe and "Instructions" in wb.sheetnames:
         _extend_instructions(wb["Instructions"])
 

@@ -11,8 +11,15 @@ regions then touch zero and merge). A piece ``p`` of activity ``i`` has
 - an epigraph variable ``t_p`` of the quadratic (omitted when ``a_i = 0``): ``t_p >= y_p^2`` (MIQP) or
   the perspective ``t_p z_p >= y_p^2`` (MISOCP, a rotated second-order cone).
 
-The objective is linear: ``sum_p a_i S_i^2 t_p + b_i S_i y_p + sum_i c_i``; as ``a_i <= 0`` it pushes
-``t_p`` down onto ``y_p^2`` (or ``y_p^2 / z_p``). Backends receive this model and only translate it.
+- a revenue variable ``w_p`` of the activity's concave piecewise-linear revenue ``g_i`` (when it has one,
+  :class:`dmplan.solver.mix.model.Piecewise`): one linear row ``w_p <= alpha_k z_p + beta_k S_i y_p`` per line
+  ``alpha_k + beta_k x`` of ``g_i`` that is active on the piece. That is the perspective of ``g_i`` on the
+  piece, so it is exact in both formulations with no new binaries (``z_p = 1`` without a binary); only lines
+  that are the minimum somewhere on the piece are written.
+
+The objective is linear: ``sum_p a_i S_i^2 t_p + b_i S_i y_p + w_p + sum_i c_i``; as ``a_i <= 0`` it pushes
+``t_p`` down onto ``y_p^2`` (or ``y_p^2 / z_p``) and ``w_p`` up onto the piecewise revenue. Backends receive
+this model and only translate it (the piecewise rows are ordinary linear rows).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class ConicModel:
     piece_y: np.ndarray
     piece_z: np.ndarray
     piece_t: np.ndarray
+    piece_w: np.ndarray  #: the piecewise revenue variable of each piece (-1 without a piecewise revenue)
     piece_lo: np.ndarray
     piece_hi: np.ndarray
     piece_peak: np.ndarray  #: unconstrained maximiser of the piece's revenue, clipped to the piece
@@ -93,6 +101,10 @@ class ConicModel:
         values[self.piece_z[has_z]] = inside[has_z].astype(float)
         has_t = self.piece_t >= 0
         values[self.piece_t[has_t]] = np.where(inside, y_all * y_all, 0.0)[has_t]
+        for p in np.flatnonzero(self.piece_w >= 0):
+            curve = problem.piecewise[self.piece_activity[p]]
+            assert curve is not None
+            values[self.piece_w[p]] = float(curve(x[self.piece_activity[p]])) if inside[p] else 0.0
         return values
 
     def objective(self, values: np.ndarray) -> float:
@@ -138,11 +150,15 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     b_scaled = (problem.b * scale)[piece_activity]
     has_t = a_scaled < 0
 
-    # variables piece by piece: y, then z (when binary), then t (when the revenue is curved)
-    width = 1 + binary.astype(np.int64) + has_t.astype(np.int64)
+    curves = problem.piecewise or (None,) * problem.n
+    has_w = np.array([curves[i] is not None for i in piece_activity], dtype=bool)
+
+    # variables piece by piece: y, then z (when binary), then t (when the revenue is curved), then w (piecewise)
+    width = 1 + binary.astype(np.int64) + has_t.astype(np.int64) + has_w.astype(np.int64)
     piece_y = (np.cumsum(width) - width).astype(np.int64)
     piece_z = np.where(binary, piece_y + 1, -1)
     piece_t = np.where(has_t, piece_y + 1 + binary, -1)
+    piece_w = np.where(has_w, piece_y + 1 + binary + has_t, -1)
     num_vars = int(width.sum())
     lower = np.zeros(num_vars)
     upper = np.zeros(num_vars)
@@ -157,6 +173,27 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     ts = piece_t[has_t]
     upper[ts] = np.maximum(lo * lo, hi * hi)[has_t]
     cost[ts] = a_scaled[has_t]
+    # piecewise revenue rows: w - alpha_k z - beta_k S y <= 0 (w - beta_k S y <= alpha_k without a binary)
+    pw_rows: list[tuple[int, list[int], list[float], float]] = []  # (piece, columns, values, upper)
+    for p in np.flatnonzero(has_w):
+        i = int(piece_activity[p])
+        curve = curves[i]
+        assert curve is not None
+        s_i = float(scale[i])
+        x_lo, x_hi = float(lo[p]) * s_i, float(hi[p]) * s_i
+        active = curve.active(x_lo, x_hi)
+        top = float(np.max(curve(np.concatenate([[x_lo, x_hi], _inside(curve.envelope()[1], x_lo, x_hi)]))))
+        w = int(piece_w[p])
+        lower[w] = min(0.0, float(curve(x_lo)), float(curve(x_hi)))  # a concave minimum lies at an end
+        upper[w] = max(0.0, top)
+        cost[w] = 1.0
+        for line in active.tolist():
+            alpha, beta = float(curve.intercept[line]), float(curve.slope[line]) * s_i
+            if binary[p]:
+                pw_rows.append((int(p), [w, int(piece_z[p]), int(piece_y[p])], [1.0, -alpha, -beta], 0.0))
+            else:
+                pw_rows.append((int(p), [w, int(piece_y[p])], [1.0, -beta], alpha))
+
     with np.errstate(divide="ignore", invalid="ignore"):
         peak = np.where(has_t, -b_scaled / (2 * a_scaled), np.where(b_scaled > 0, hi, lo))
     piece_peak = np.clip(peak, lo, hi)
@@ -210,6 +247,14 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         names = [f"one region of {name[i]}" for i in two]
         add_rows(matrix, np.full(two.size, -INF), np.ones(two.size), names, 3 * last_y[two] + 2)
 
+    if pw_rows:
+        rows = np.concatenate([np.full(len(cols), r) for r, (_, cols, _, _) in enumerate(pw_rows)])
+        cols = np.concatenate([c for _, c, _, _ in pw_rows])
+        vals = np.concatenate([v for _, _, v, _ in pw_rows])
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(pw_rows), num_vars))
+        names = [f"piecewise revenue of {name[piece_activity[p]]}" for p, _, _, _ in pw_rows]
+        add_rows(matrix, np.full(len(pw_rows), -INF), [u for _, _, _, u in pw_rows], names)
+
     count_row = None
     if count_binds and zs.size:
         count_row = sum(b.shape[0] for b in blocks)  # the first unkeyed row: its place is its index
@@ -257,6 +302,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         piece_y=piece_y,
         piece_z=piece_z.astype(np.int64),
         piece_t=piece_t.astype(np.int64),
+        piece_w=piece_w.astype(np.int64),
         piece_lo=lo,
         piece_hi=hi,
         piece_peak=piece_peak,
@@ -264,3 +310,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         count_row=count_row,
         perspective=perspective,
     )
+
+
+def _inside(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    return points[(points > lower) & (points < upper)]

@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from dmplan.solver.mix.model import MixProblem, Rule
+from dmplan.solver.mix.model import MixProblem, Piecewise, Rule
 
 Correlation = Literal["uncorrelated", "weak", "strong"]
 CORRELATIONS: tuple[Correlation, ...] = ("uncorrelated", "weak", "strong")
@@ -236,4 +236,40 @@ def random_small(rng: np.random.Generator, n: int) -> MixProblem:
         budget_max=total * rng.uniform(1.0, 1.05),
         max_changes=int(rng.integers(0, n + 1)),
         rules=rules,
+    )
+
+
+def with_random_piecewise(problem: MixProblem, rng: np.random.Generator, share: float = 0.6) -> MixProblem:
+    """``problem`` with a random concave piecewise-linear revenue (1-6 pieces, ``g(0) = 0``) on about ``share``
+    of its activities, replacing their quadratic and linear terms (for property tests of ``Piecewise``)."""
+    low = problem.min_spend - problem.baseline
+    high = problem.max_spend - problem.baseline
+    a = problem.a.copy()
+    b = problem.b.copy()
+    curves: list[Piecewise | None] = []
+    for i in range(problem.n):
+        if rng.uniform() >= share or high[i] - low[i] <= 0:
+            curves.append(None)
+            continue
+        inner = np.sort(rng.uniform(low[i], high[i], int(rng.integers(0, 6))))
+        knots = np.unique(np.concatenate([[low[i] - 1.0, 0.0, high[i] + 1.0], inner]))
+        slopes = np.sort(rng.uniform(-0.5, 2.0, knots.size - 1))[::-1]
+        values = np.concatenate([[0.0], np.cumsum(slopes * np.diff(knots))])
+        values -= np.interp(0.0, knots, values)
+        curves.append(Piecewise.from_knots(knots, values))
+        a[i], b[i] = 0.0, 0.0
+    return MixProblem(
+        problem.activity,
+        problem.baseline,
+        problem.min_spend,
+        problem.max_spend,
+        problem.min_change,
+        a,
+        b,
+        problem.c,
+        problem.budget_min,
+        problem.budget_max,
+        problem.max_changes,
+        problem.rules,
+        tuple(curves),
     )

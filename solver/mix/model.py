@@ -1,7 +1,8 @@
 """Marketing-mix adjustment model: input data, validation, feasible regions per activity and plan re-check.
 
 The problem (Huang, Xu & Lim, "Marketing Mix Optimization with Practical Constraints", arXiv 2101.03663):
-choose a spend change ``x_i`` per activity to maximise ``sum_i a_i x_i^2 + b_i x_i + c_i`` (``a_i <= 0``)
+choose a spend change ``x_i`` per activity to maximise ``sum_i a_i x_i^2 + b_i x_i + c_i + g_i(x_i)``
+(``a_i <= 0``; ``g_i`` an optional concave piecewise-linear revenue with ``g_i(0) = 0``, see :class:`Piecewise`)
 subject to spend bounds ``min_spend_i <= baseline_i + x_i <= max_spend_i``, a total budget, a minimum
 change (``x_i = 0`` or ``|x_i| >= min_change_i``), at most ``K`` changed activities and linear business rules.
 
@@ -10,6 +11,7 @@ Nothing in this module depends on a solver.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,13 +51,90 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Piecewise:
+    """A concave piecewise-linear revenue of the change: ``g(x) = min_k (intercept[k] + slope[k] x)``.
+
+    A minimum of lines is concave by construction; ``g(0) = 0`` is required (the constant revenue at the
+    baseline lives in ``c``), so keeping the baseline adds nothing. In the solver each line becomes the linear
+    row ``w <= intercept[k] z + slope[k] y`` of a piece's perspective: exact, with no new binaries.
+    """
+
+    slope: np.ndarray
+    intercept: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slope", np.asarray(self.slope, dtype=float).ravel())
+        object.__setattr__(self, "intercept", np.asarray(self.intercept, dtype=float).ravel())
+
+    def __call__(self, change: np.ndarray | float) -> np.ndarray:
+        x = np.asarray(change, dtype=float)
+        return np.min(self.intercept[:, None] + self.slope[:, None] * x.ravel()[None, :], axis=0).reshape(x.shape)
+
+    @property
+    def segments(self) -> int:
+        return int(self.slope.size)
+
+    def envelope(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lines that are the minimum somewhere, left to right, and the kinks between them.
+
+        Returns ``(lines, kinks)``: ``lines[j]`` is the minimum on ``[kinks[j - 1], kinks[j]]`` (the first from
+        minus infinity, the last to plus infinity). Lines in decreasing slope (equal slopes: the lowest one);
+        a line is dropped when its successor crosses the line before it no later than it does (the usual
+        envelope sweep, O(k log k)).
+        """
+        order = np.lexsort((self.intercept, -self.slope))
+        stack: list[int] = []
+        for line in order.tolist():
+            if stack and self.slope[stack[-1]] == self.slope[line]:
+                continue  # same slope, higher or equal intercept: never below the kept one
+            while len(stack) >= 2 and self._cross(stack[-2], line) <= self._cross(stack[-2], stack[-1]):
+                stack.pop()
+            stack.append(line)
+        lines = np.asarray(stack, dtype=np.int64)
+        kinks = np.array([self._cross(a, b) for a, b in itertools.pairwise(stack)], dtype=float)
+        return lines, kinks
+
+    def _cross(self, first: int, second: int) -> float:
+        """Where two lines of different slopes cross."""
+        return float((self.intercept[second] - self.intercept[first]) / (self.slope[first] - self.slope[second]))
+
+    def active(self, lower: float, upper: float) -> np.ndarray:
+        """Lines that are the minimum somewhere on ``[lower, upper]`` (touching an end counts)."""
+        lines, kinks = self.envelope()
+        left = np.concatenate([[-np.inf], kinks])
+        right = np.concatenate([kinks, [np.inf]])
+        return lines[(right >= lower) & (left <= upper)]
+
+    @classmethod
+    def from_knots(cls, knots: np.ndarray, values: np.ndarray) -> Piecewise:
+        """The lines through consecutive knots ``(knots[j], values[j])`` (increasing knots, slopes not increasing).
+
+        Raises ``ValueError`` when the knots are not increasing or the slopes increase (not concave).
+        """
+        x = np.asarray(knots, dtype=float)
+        y = np.asarray(values, dtype=float)
+        if x.size < 2 or np.any(np.diff(x) <= 0):
+            raise ValueError("knots must be at least two increasing values")
+        slope = np.diff(y) / np.diff(x)
+        if np.any(np.diff(slope) > 1e-9 * max(1.0, float(np.max(np.abs(slope))))):
+            raise ValueError("slopes increase: the knots are not concave")
+        return cls(slope, y[:-1] - slope * x[:-1])
+
+
+#: ``|g(0)|`` a piecewise revenue may show (relative to its largest intercept) and still count as ``g(0) = 0``
+PIECEWISE_ZERO_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
 class MixProblem:
     """Input of a marketing-mix adjustment.
 
     Arrays have one entry per activity (in the order of ``activity``). ``a``, ``b``, ``c`` give the
     revenue of a spend change ``x``: ``a x^2 + b x + c`` with ``a <= 0``. ``budget_min`` and
     ``budget_max`` bound the total new spend ``sum(baseline + x)``; ``max_changes`` (K) caps the number
-    of activities whose spend changes (``None``: no cap).
+    of activities whose spend changes (``None``: no cap). ``piecewise`` (empty, or one entry per activity,
+    ``None`` for none) adds a concave piecewise-linear revenue ``g_i(x)`` to the quadratic; activities whose
+    revenue comes from fitted curve points have ``a = b = 0`` and their curve's pieces here.
     """
 
     activity: tuple[str, ...]
@@ -70,11 +149,14 @@ class MixProblem:
     budget_max: float | None = None
     max_changes: int | None = None
     rules: tuple[Rule, ...] = ()
+    piecewise: tuple[Piecewise | None, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("baseline", "min_spend", "max_spend", "min_change", "a", "b", "c"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         object.__setattr__(self, "activity", tuple(str(key) for key in self.activity))
+        if self.piecewise and all(curve is None for curve in self.piecewise):
+            object.__setattr__(self, "piecewise", ())
         validate(self)
 
     @property
@@ -95,9 +177,17 @@ class MixProblem:
         )
 
     def revenue(self, change: np.ndarray) -> float:
-        """Total revenue ``sum_i a_i x_i^2 + b_i x_i + c_i`` of a change vector."""
+        """Total revenue ``sum_i a_i x_i^2 + b_i x_i + c_i + g_i(x_i)`` of a change vector."""
+        return float(np.sum(self.revenues(change)))
+
+    def revenues(self, change: np.ndarray) -> np.ndarray:
+        """Revenue of every activity at its change."""
         x = np.asarray(change, dtype=float)
-        return float(np.sum(self.a * x * x + self.b * x + self.c))
+        value = self.a * x * x + self.b * x + self.c
+        for i, curve in enumerate(self.piecewise):
+            if curve is not None:
+                value[i] += float(curve(x[i]))
+        return value
 
     def with_max_changes(self, max_changes: int | None) -> MixProblem:
         """A copy of the problem with another cap on the number of changes."""
@@ -189,6 +279,7 @@ def validate(problem: MixProblem) -> None:
             fix="Use a <= 0 (diminishing returns).",
         )
     _first_bad(problem, problem.min_change < 0, "min_change", "minimum change is negative.", "Use a value >= 0.")
+    _validate_piecewise(problem)
     if problem.max_changes is not None and not (
         0 <= int(problem.max_changes) <= n and problem.max_changes == int(problem.max_changes)
     ):
@@ -262,6 +353,34 @@ def validate(problem: MixProblem) -> None:
                 key=rule.name,
                 column="on",
                 fix="Use 'spend' or 'change'.",
+            )
+
+
+def _validate_piecewise(problem: MixProblem) -> None:
+    if not problem.piecewise:
+        return
+    if len(problem.piecewise) != problem.n:
+        raise InputError(
+            f"{len(problem.piecewise)} piecewise revenues for {problem.n} activities.",
+            table=TABLE,
+            fix="Give one piecewise revenue (or None) per activity.",
+        )
+    for key, curve in zip(problem.activity, problem.piecewise, strict=True):
+        if curve is None:
+            continue
+        if curve.segments == 0 or curve.slope.shape != curve.intercept.shape:
+            raise InputError("piecewise revenue has no lines.", table=TABLE, key=key, fix="Give at least one line.")
+        if not (np.all(np.isfinite(curve.slope)) and np.all(np.isfinite(curve.intercept))):
+            raise InputError(
+                "piecewise revenue has a missing or non-finite coefficient.", table=TABLE, key=key, fix="Refit it."
+            )
+        at_zero = float(curve(0.0))
+        if abs(at_zero) > PIECEWISE_ZERO_TOLERANCE * max(1.0, float(np.max(np.abs(curve.intercept)))):
+            raise InputError(
+                f"piecewise revenue is {at_zero:g} at no change, not 0.",
+                table=TABLE,
+                key=key,
+                fix="Shift the curve so that its value at the baseline lives in c.",
             )
 
 

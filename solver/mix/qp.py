@@ -5,7 +5,8 @@ interior point method (a cvxpy dependency; accurate to about 1e-9, then clipped 
 
 With the region of every activity fixed (decrease interval, zero, or increase interval) the minimum
 change and the cap on changes disappear and what remains is a separable concave maximisation over box
-bounds and the linear budget and rule rows. It is the primal heuristic of the ``oa`` backend and the
+bounds and the linear budget and rule rows (a piecewise-linear revenue adds one column and one row per
+line: the LP epigraph of a concave minimum of lines). It is the primal heuristic of the ``oa`` backend and the
 inner solve of the brute-force oracle.
 """
 
@@ -103,31 +104,74 @@ def solve_box_qp(
     lower = lower[free]
     upper = upper[free]
     scale = np.maximum(np.maximum(np.abs(lower), np.abs(upper)), 1.0)
+    # columns: the scaled changes y = x / scale, then one revenue column w per free piecewise activity with
+    # the rows w - slope_k scale y <= intercept_k of its lines (an LP epigraph of the concave minimum)
+    matrix = sp.csr_matrix(rows.matrix[:, free] @ sp.diags(scale)) if rows.matrix.shape[0] else sp.csr_matrix((0, n))
+    row_lower = rows.lower - shift
+    row_upper = rows.upper - shift
+    cost_a = a * scale * scale
+    cost_b = b * scale
+    col_lower = lower / scale
+    col_upper = upper / scale
+    curves = problem.piecewise
+    with_curve = [j for j in range(n) if curves and curves[free[j]] is not None]
+    if with_curve:
+        line_rows: list[sp.csr_matrix] = []
+        line_upper: list[np.ndarray] = []
+        w_lower: list[float] = []
+        w_upper: list[float] = []
+        for w, j in enumerate(with_curve):
+            curve = curves[free[j]]
+            assert curve is not None
+            k = curve.segments
+            block = sp.lil_matrix((k, n + len(with_curve)))
+            block[:, j] = (-curve.slope * scale[j])[:, None]
+            block[:, n + w] = 1.0
+            line_rows.append(sp.csr_matrix(block))
+            line_upper.append(curve.intercept)
+            ends = curve(np.array([lower[j], upper[j]]))
+            w_lower.append(float(ends.min()))
+            w_upper.append(float(curve(np.clip(curve.envelope()[1], lower[j], upper[j])).max(initial=ends.max())))
+        extra = len(with_curve)
+        matrix = sp.csr_matrix(sp.vstack([sp.hstack([matrix, sp.csr_matrix((matrix.shape[0], extra))]), *line_rows]))
+        row_lower = np.concatenate([row_lower, np.full(sum(r.shape[0] for r in line_rows), -INF)])
+        row_upper = np.concatenate([row_upper, *line_upper])
+        cost_a = np.concatenate([cost_a, np.zeros(extra)])
+        cost_b = np.concatenate([cost_b, np.ones(extra)])
+        col_lower = np.concatenate([col_lower, w_lower])
+        col_upper = np.concatenate([col_upper, w_upper])
     if interior_point or n > ACTIVE_SET_LIMIT:
-        y = _interior_point(
-            a * scale * scale,
-            b * scale,
-            lower / scale,
-            upper / scale,
-            sp.csr_matrix(rows.matrix[:, free] @ sp.diags(scale)),
-            rows.lower - shift,
-            rows.upper - shift,
-            time_limit,
-        )
-        if y is None:
-            return None
-        fixed_change[free] = np.clip(y * scale, lower, upper)
-        return fixed_change
+        y = _interior_point(cost_a, cost_b, col_lower, col_upper, matrix, row_lower, row_upper, time_limit)
+    else:
+        y = _active_set(cost_a, cost_b, col_lower, col_upper, matrix, row_lower, row_upper, time_limit)
+    if y is None:
+        return None
+    fixed_change[free] = np.clip(y[:n] * scale, lower, upper)
+    return fixed_change
+
+
+def _active_set(
+    a: np.ndarray,
+    b: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    matrix: sp.csr_matrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    time_limit: float | None,
+) -> np.ndarray | None:
+    """Maximise ``sum a y^2 + b y`` over a box and rows with HiGHS (active set QP, or simplex); None unless solved."""
+    n = a.size
     h = new_highs()
     h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     h.setOptionValue("dual_feasibility_tolerance", 1e-9)
     set_time_limit(h, time_limit)
     lp = highspy.HighsLp()
     lp.num_col_ = n
-    lp.col_cost_ = -b * scale
-    lp.col_lower_ = lower / scale
-    lp.col_upper_ = upper / scale
-    matrix = sp.csc_matrix(rows.matrix[:, free] @ sp.diags(scale)) if rows.matrix.shape[0] else sp.csc_matrix((0, n))
+    lp.col_cost_ = -b
+    lp.col_lower_ = lower
+    lp.col_upper_ = upper
+    matrix = sp.csc_matrix(matrix)
     row_size = np.ones(matrix.shape[0])
     if matrix.shape[0]:
         size = np.asarray(abs(matrix).max(axis=1).todense()).ravel()
@@ -135,8 +179,8 @@ def solve_box_qp(
         row_size = np.where(size > 0, size, 1.0)
         matrix = sp.csc_matrix(sp.diags(1.0 / row_size) @ matrix)
     lp.num_row_ = matrix.shape[0]
-    lp.row_lower_ = (rows.lower - shift) / row_size
-    lp.row_upper_ = (rows.upper - shift) / row_size
+    lp.row_lower_ = row_lower / row_size
+    lp.row_upper_ = row_upper / row_size
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
@@ -144,21 +188,22 @@ def solve_box_qp(
     lp.a_matrix_.num_col_ = n
     lp.a_matrix_.num_row_ = matrix.shape[0]
     h.passModel(lp)
-    diagonal = -2.0 * a * scale * scale
-    if np.any(diagonal > 0):
+    diagonal = -2.0 * a
+    curved = np.flatnonzero(diagonal > 0)
+    if curved.size:
         hessian = highspy.HighsHessian()
         hessian.dim_ = n
         hessian.format_ = highspy.HessianFormat.kTriangular
-        hessian.start_ = np.arange(n + 1, dtype=np.int32)
-        hessian.index_ = np.arange(n, dtype=np.int32)
-        hessian.value_ = diagonal
+        starts = np.zeros(n + 1, dtype=np.int32)
+        starts[curved + 1] = 1
+        hessian.start_ = np.cumsum(starts).astype(np.int32)
+        hessian.index_ = curved.astype(np.int32)
+        hessian.value_ = diagonal[curved]
         h.passHessian(hessian)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    y = np.asarray(h.getSolution().col_value)
-    fixed_change[free] = np.clip(y * scale, lower, upper)
-    return fixed_change
+    return np.asarray(h.getSolution().col_value)
 
 
 def _interior_point(
@@ -187,6 +232,7 @@ def _interior_point(
     constraint = sp.csc_matrix(sp.vstack(blocks))
     bound = np.concatenate(rhs)
     hessian = sp.csc_matrix(sp.diags(-2.0 * a))
+    hessian.eliminate_zeros()
     settings = clarabel.DefaultSettings()
     settings.verbose = VERBOSE
     settings.tol_gap_abs = 1e-10
