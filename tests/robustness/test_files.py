@@ -31,7 +31,9 @@ def book(tmp_path: Path, mix_template: Path) -> Path:
     return books.mix_book(folder, mix_template, rows, rules=[])
 
 
-def _refused(run: books.Run, before: dict[Path, books.FileState], *folders: Path, needles: tuple[str, ...] = ()) -> None:
+def _refused(
+    run: books.Run, before: dict[Path, books.FileState], *folders: Path, needles: tuple[str, ...] = ()
+) -> None:
     books.assert_fails(run, BAD_INPUT, *needles)
     books.assert_unchanged(before, *folders)
 
