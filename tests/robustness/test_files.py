@@ -71,6 +71,15 @@ def test_xlsx_renamed_xls(book: Path) -> None:
     _refused(run, before, book.parent, needles=("old.xls",))
 
 
+def test_password_protected_or_legacy_file(tmp_path: Path) -> None:
+    """An encrypted workbook is an OLE compound file, like a legacy .xls: exit 2 with what to do."""
+    book = tmp_path / "secret.xlsx"
+    book.write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 4088)
+    before = books.snapshot(tmp_path)
+    run = books.solve(book)
+    _refused(run, before, tmp_path, needles=("secret.xlsx", "password"))
+
+
 @needs_non_root
 def test_unreadable_file(book: Path) -> None:
     book.chmod(0o000)

@@ -15,6 +15,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from openpyxl.worksheet.filters import AutoFilter, FilterColumn, Filters
 
 from tests.robustness import books
 from tests.robustness.books import BAD_INPUT, OK, Err, Totals
@@ -151,7 +152,29 @@ def test_hidden_row_is_read_and_reported(tmp_path: Path, coupon_template: Path) 
     book = books.coupon_book(tmp_path, coupon_template, rows, extra=lambda wb: _hide(wb["Segments"], 6))
     _, data = _solved(book, rows, quiet=False)
     warnings = books.all_warnings(data)
-    assert "hidden" in warnings and "6" in warnings, warnings
+    assert "hidden" in warnings and re.search(r"\b6\b", warnings), warnings
+
+
+def test_filtered_rows_are_read_and_reported(tmp_path: Path, coupon_template: Path) -> None:
+    """The Segments table filtered on age_cat = age~19 (Excel hides the other rows): all 16 are read."""
+    rows = books.coupon_segments(coupon_template)
+    shown = [i + 2 for i, r in enumerate(rows) if r[1] == "age~19"]
+    filtered = [i + 2 for i, r in enumerate(rows) if r[1] != "age~19"]
+
+    def apply_filter(wb: Any) -> None:
+        ws = wb["Segments"]
+        table = ws.tables["Segments"]
+        table.autoFilter = AutoFilter(ref=table.ref)
+        table.autoFilter.filterColumn.append(FilterColumn(colId=1, filters=Filters(filter=["age~19"])))
+        for r in filtered:
+            _hide(ws, r)
+
+    assert shown and filtered
+    book = books.coupon_book(tmp_path, coupon_template, rows, extra=apply_filter)
+    _, data = _solved(book, rows, quiet=False)
+    assert len(books.model_entry(data, "coupon")["allocation"]) == 16
+    warnings = books.all_warnings(data)
+    assert ("hidden" in warnings or "filter" in warnings) and re.search(rf"\b{filtered[0]}\b", warnings), warnings
 
 
 def _hide(ws: Any, row: int) -> None:
@@ -230,11 +253,30 @@ def test_typed_whole_number_is_shown_without_decimals(tmp_path: Path, coupon_tem
     assert "[0, 1]" not in run.text, "the range is said twice (between 0 and 1 [0, 1])"
 
 
-def test_text_budget_message_reads_as_a_sentence(tmp_path: Path, coupon_template: Path) -> None:
-    book = books.coupon_book(tmp_path, coupon_template, settings={"budget": "lots"})
-    run = _failed(book, "lots", "budget")
+@pytest.mark.parametrize("budget", ["lots", -5])
+def test_bad_budget_message_reads_as_a_sentence(tmp_path: Path, coupon_template: Path, budget: Any) -> None:
+    """It said "Enter a number for 'budget' the allowed range (at least 0)"."""
+    book = books.coupon_book(tmp_path, coupon_template, settings={"budget": budget})
+    run = _failed(book, str(budget), "budget")
     books.assert_names_cell(run, "Settings", "B2")
     assert "the allowed range (at least" not in run.text, str(run)
+
+
+def test_max_changes_message_reads_as_a_sentence(tmp_path: Path, mix_template: Path) -> None:
+    """'max_changes 10 is outside 0..6': when refused, the message says the range in words and names the cell."""
+    _, rows = books.mix_rows(mix_template, 6)
+    book = books.mix_book(
+        tmp_path, mix_template, rows, rules=[], settings={"max_changes_ratio": None, "max_changes": 10}
+    )
+    before = books.snapshot(tmp_path)
+    run = books.solve(book)
+    books.assert_clean(run)
+    if run.code != OK:
+        books.assert_fails(run, BAD_INPUT, "max_changes", "10")
+        books.assert_unchanged(before, tmp_path)
+        assert ".." not in run.text, str(run)
+        with_cell = openpyxl.load_workbook(book)
+        books.assert_names_cell(run, "Settings", books.setting_cell(with_cell, "max_changes"))
 
 
 # --------------------------------------------------------------------------- headers
