@@ -531,6 +531,29 @@ def check_coupon_result(entry: dict[str, Any], rows: Iterable[Row]) -> None:
         assert all(shares[m] >= MAILINGS[m][2] - 1e-7 for m in MAILINGS)
 
 
+def plan_sheet_rows(book: Path, sheet: str, id_header: str) -> dict[str, dict[str, Any]]:
+    """The per-row table DMPlan wrote on a result sheet, read back: id -> {header: value}."""
+    ws = openpyxl.load_workbook(book)[sheet]
+    for table in ws.tables.values():
+        cells = ws[table.ref]
+        header = [str(c.value) for c in cells[0]]
+        if id_header in header:
+            return {
+                _id_text(row[header.index(id_header)].value): {h: c.value for h, c in zip(header, row, strict=True)}
+                for row in cells[1:]
+            }
+    raise AssertionError(f"no table with a column {id_header!r} on {sheet}")
+
+
+def check_coupon_sheet(book: Path, rows: Iterable[Row]) -> None:
+    """DM Plan lists exactly the segments written, each with the customer count written."""
+    written = {_id_text(r[0]): parse_typed(r[2]) for r in rows if r is not None}
+    shown = plan_sheet_rows(book, "DM Plan", "segment")
+    assert sorted(shown) == sorted(written), (sorted(shown), sorted(written))
+    for segment, count in written.items():
+        assert shown[segment]["customers"] == count, (segment, shown[segment]["customers"], count)
+
+
 # --------------------------------------------------------------------------- mix books
 def mix_rows(template_path: Path, count: int | None = None) -> tuple[list[str], list[list[Any]]]:
     wb = openpyxl.load_workbook(template_path, read_only=True)
@@ -587,3 +610,13 @@ def check_mix_result(entry: dict[str, Any], header: Sequence[str], rows: Iterabl
         low, high = parse_typed(row[h["min_spend"]]), parse_typed(row[h["max_spend"]])
         assert low is not None and high is not None
         assert low - 1e-6 * max(1, abs(low)) <= new <= high + 1e-6 * max(1, abs(high)), (row, new)
+
+
+def check_mix_sheet(book: Path, header: Sequence[str], rows: Iterable[Row]) -> None:
+    """Mix Plan lists exactly the activities written, each with the baseline written."""
+    h = {name: i for i, name in enumerate(header)}
+    written = {_id_text(r[h["activity"]]): parse_typed(r[h["baseline"]]) for r in rows if r is not None}
+    shown = plan_sheet_rows(book, "Mix Plan", "activity")
+    assert sorted(shown) == sorted(written), "activities on Mix Plan differ from those written"
+    for activity, baseline in written.items():
+        assert shown[activity]["baseline"] == baseline, (activity, shown[activity]["baseline"], baseline)

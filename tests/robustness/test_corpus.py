@@ -205,8 +205,10 @@ def check(built: Built, model: Model, header: list[str], case: Case) -> None:
     entry = books.model_entry(data, model.name)
     if model is COUPON:
         books.check_coupon_result(entry, built.layout)
+        books.check_coupon_sheet(book, built.layout)
     else:
         books.check_mix_result(entry, header, built.layout)
+        books.check_mix_sheet(book, header, built.layout)
     warnings = books.all_warnings(data)
     for r in built.blank_rows:
         assert re.search(rf"\b{r}\b", warnings), f"blank row {r} not reported: {warnings}"
