@@ -263,8 +263,8 @@ def test_oracle_reads_text_numbers_as_the_contract_says() -> None:
     assert books.parse_typed("0.25") == 0.25 and books.parse_typed("10%") == pytest.approx(0.1)
     assert books.parse_typed("1,000") == 1000 and books.parse_typed("12,345.5") == 12345.5
     assert books.parse_typed("-3") == -3 and books.parse_typed(" 7 ") == 7
-    for ambiguous in ("0,1", "1,00", "1.000,5", "9180,0"):
-        assert books.parse_typed(ambiguous) is None, ambiguous
+    for typed in ("0,1", "1,00", "1.000,5", "9180,0"):
+        assert books.parse_typed(typed) is None, typed
     for value, ambiguous in ((0.07, False), (0.07, True), (9180, False), (9180, True), (312, True)):
         for pick in range(3):
             text = _as_text(value, ambiguous, pick)

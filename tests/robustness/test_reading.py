@@ -92,7 +92,7 @@ def test_udf_all_range_with_totals_row(coupon_template: Path) -> None:
     grid.append(
         ["Total", None, float(sum(r[2] for r in rows))] + [sum(float(r[k]) for r in rows) / n for k in (3, 4, 5)]
     )
-    mailings = [["mailing", "label", "coupon_value", "cost_per_piece", "min_share"]]
+    mailings: list[list[Any]] = [["mailing", "label", "coupon_value", "cost_per_piece", "min_share"]]
     mailings += [[m, m, v, k, f] for m, (v, k, f) in books.MAILINGS.items()]
     result = DMPLAN(grid, mailings, 1_000_000.0)
     first = [str(row[0]) for row in result[1:]] if len(result) > 1 else []
