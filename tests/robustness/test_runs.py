@@ -140,7 +140,7 @@ def test_result_names_are_not_function_names(tmp_path: Path, mix_template: Path,
     """A table called DMPareto makes =DMPARETO() ambiguous in Excel: no written name equals a function name."""
     coupon = books.coupon_book(tmp_path, coupon_template, name="coupon.xlsx")
     _, rows = books.mix_rows(mix_template, 40)
-    mix = books.mix_book(tmp_path, mix_template, rows, name="mix.xlsx")
+    mix = books.mix_book(tmp_path, mix_template, rows, name="mix.xlsx", rules=[])
     for book in (coupon, mix):
         run = books.solve(book)
         assert run.code == OK, str(run)
@@ -181,7 +181,7 @@ def test_infeasible_mix_rerun_replaces_all_its_sheets(tmp_path: Path, mix_templa
     assert "infeasible" in texts.lower() and "TV floor" in texts, texts[:2000]
     entry = books.model_entry(books.load_summary(summary), "mix")
     assert entry["status"] == "infeasible" and entry["reason"], entry
-    assert "TV floor" in entry["infeasible_rules"], entry
+    assert any("TV floor" in str(rule) for rule in entry["infeasible_rules"]), entry
 
 
 # --------------------------------------------------------------------------- time limit and numerics
@@ -257,4 +257,4 @@ def test_summary_json_shape(tmp_path: Path, mix_template: Path, coupon_template:
         assert set(data) == {"models", "warnings"} and isinstance(data["warnings"], list), data.keys()
         entry = books.model_entry(data, model)
         assert isinstance(entry.get("warnings"), list), entry.keys()
-        assert "reason" not in entry or entry["status"] not in ("optimal", "feasible"), entry
+        assert entry["status"] in ("optimal", "feasible") and not entry.get("reason"), entry
