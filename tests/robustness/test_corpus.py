@@ -59,14 +59,15 @@ class Model:
     sheet: str  #: the sheet (and Excel table) the mutations apply to
     id_col: int  #: column index of the id
     number_cols: tuple[int, ...]  #: columns read as numbers (text-number and error mutations go there)
+    text_cols: tuple[int, ...]  #: text columns the model reads (error mutations go there too)
     totals: dict[str, str]
     pareto: str  #: a result sheet to rename before a re-run
 
 
-COUPON = Model("coupon", "Segments", 0, (2, 3, 4, 5), {"customers": "sum", "prob_dm1": "average"}, "DM Pareto")
-MIX = Model(
-    "mix", "Activities", 0, (5, 6, 7, 8), {"baseline": "sum", "min_spend": "sum", "max_spend": "sum"}, "Mix Pareto"
-)
+COUPON = Model("coupon", "Segments", 0, (2, 3, 4, 5), (), {"customers": "sum", "prob_dm1": "average"}, "DM Pareto")
+# Mix: channel (B) and region (C) are read by the template's rules.
+MIX_TOTALS = {"baseline": "sum", "min_spend": "sum", "max_spend": "sum"}
+MIX = Model("mix", "Activities", 0, (5, 6, 7, 8), (1, 2), MIX_TOTALS, "Mix Pareto")
 
 
 @dataclass
@@ -95,7 +96,8 @@ def cases(draw: st.DrawFn, model: Model, n: int) -> Case:
     case.blank_before = sorted(set(draw(st.lists(st.integers(1, n - 1), max_size=2))))
     case.text = draw(st.dictionaries(cell, st.booleans(), max_size=3))
     if draw(st.integers(0, 3)) == 0:  # an error value in a quarter of the examples, ids included
-        where = draw(st.one_of(cell, st.tuples(st.integers(0, n - 1), st.just(model.id_col))))
+        columns = (model.id_col, *model.text_cols)
+        where = draw(st.one_of(cell, st.tuples(st.integers(0, n - 1), st.sampled_from(columns))))
         case.errors = {where: draw(st.sampled_from(ERROR_CODES))}
         case.text.pop(where, None)
     case.hidden = sorted(set(draw(st.lists(st.integers(0, n - 1), max_size=2))))

@@ -129,6 +129,15 @@ def test_blank_row_inside_segments_is_skipped_and_reported(
     _warned(run, data, book, 10, "blank", "empty")
 
 
+def test_trailing_blank_row_inside_listobject_is_reported(tmp_path: Path, coupon_template: Path) -> None:
+    """The table's last row is blank (inside its ref, as Excel leaves it after a row was cleared): reported too."""
+    segments = books.coupon_segments(coupon_template)
+    rows: list[Any] = [*segments, None]
+    book = books.coupon_book(tmp_path, coupon_template, rows)
+    run, data = _solved(book, rows, quiet=False)
+    _warned(run, data, book, 18, "blank", "empty")
+
+
 def test_blank_row_inside_customers(tmp_path: Path, coupon_template: Path) -> None:
     """A blank row after the 30th customer of the template's list: 5,000 customers are counted, not 30."""
     book = books.copy(coupon_template, tmp_path / "book.xlsx")
@@ -278,6 +287,32 @@ def test_max_changes_message_reads_as_a_sentence(tmp_path: Path, mix_template: P
         assert ".." not in run.text, str(run)
         with_cell = openpyxl.load_workbook(book)
         books.assert_names_cell(run, "Settings", books.setting_cell(with_cell, "max_changes"))
+
+
+def test_error_value_in_a_column_a_rule_uses(tmp_path: Path, mix_template: Path) -> None:
+    """#N/A as an activity's channel, which the 'TV total' rule reads: a located error, not 'not TV'."""
+    header, rows = books.mix_rows(mix_template)
+    rows[3][header.index("channel")] = Err("#N/A")  # B5
+    book = books.mix_book(tmp_path, mix_template, rows)
+    run = _failed(book, "#N/A")
+    books.assert_names_cell(run, "Activities", "B5")
+
+
+def test_udf_blank_row_inside_the_range(coupon_template: Path) -> None:
+    """=DMPLAN() over a range with a blank row (None across) in the middle: the rows after it are used too."""
+    from dmplan.addin.udf import DMPLAN
+
+    rows = books.coupon_segments(coupon_template)
+    grid: list[list[Any]] = [list(books.SEGMENT_HEADER)]
+    grid += [[float(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]), float(r[5])] for r in rows[:8]]
+    grid.append([None] * len(books.SEGMENT_HEADER))
+    grid += [[float(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]), float(r[5])] for r in rows[8:]]
+    mailings: list[list[Any]] = [["mailing", "label", "coupon_value", "cost_per_piece", "min_share"]]
+    mailings += [[m, m, v, k, f] for m, (v, k, f) in books.MAILINGS.items()]
+    result = DMPLAN(grid, mailings, 1_000_000.0)
+    assert len(result) > 1, result
+    segments = [str(row[0]) for row in result[1:] if row and row[0] not in (None, "")]
+    assert sorted(segments) == sorted(str(r[0]) for r in rows), result
 
 
 # --------------------------------------------------------------------------- headers
