@@ -131,6 +131,17 @@ def test_output_into_read_only_folder(book: Path, tmp_path: Path) -> None:
         out_dir.chmod(0o755)
 
 
+def test_read_only_output_file_is_not_replaced(book: Path, tmp_path: Path) -> None:
+    """-o onto an existing read-only workbook: exit 2, the target as it was (mode bits: holds for root too)."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = books.copy(book, out_dir / "plan.xlsx")
+    target.chmod(0o444)
+    before = books.snapshot(book.parent, out_dir)
+    run = books.solve(book, "-o", target)
+    _refused(run, before, book.parent, out_dir, needles=("plan.xlsx",))
+
+
 def test_output_into_missing_folder(book: Path, tmp_path: Path) -> None:
     before = books.snapshot(book.parent)
     run = books.solve(book, "-o", tmp_path / "missing" / "out.xlsx")
