@@ -187,7 +187,7 @@ def test_lock_file_of_the_input_stops_an_in_place_run(book: Path) -> None:
 
 
 # --------------------------------------------------------------------------- modes
-@pytest.mark.parametrize("umask", [0o022, 0o002])
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])
 def test_new_output_file_gets_the_usual_mode(book: Path, tmp_path: Path, umask: int) -> None:
     """-o creates a file with 0o666 minus the umask (it was 0600)."""
     out = tmp_path / "new.xlsx"
