@@ -96,6 +96,9 @@ class ColumnIndex:
         if key not in self._index:
             index: dict[str, list[int]] = {}
             for i, value in enumerate(self.activities.values(column)):
+                problem = self.activities.unreadable(value, i, column)
+                if problem is not None:  # an error is no value: the rule would silently skip the activity
+                    raise problem
                 if not is_blank(value):
                     index.setdefault(match_key(value), []).append(i)
             self._index[key] = index

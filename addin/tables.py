@@ -188,8 +188,11 @@ class Table:
                 continue
             table.rows.append([raw[j] for j in keep])
             table.row_numbers.append(excel_row)
-        if blank_rows and table.rows and blank_rows[0] < table.row_numbers[-1]:
-            inside = [r for r in blank_rows if r < table.row_numbers[-1]]
+        # an Excel table's range is its extent, so every blank row in it is inside; a sheet table ends
+        # at its last non-empty row
+        last = header_row + len(body) if excel_table else (table.row_numbers[-1] if table.rows else 0)
+        inside = [r for r in blank_rows if r <= last]
+        if inside and table.rows:
             table.warnings.append(f"{table.where()}: blank {rows_text(inside)} skipped; the rows below were read.")
         hidden = sorted(r for r in set(hidden_rows) if r in set(table.row_numbers))
         if hidden:

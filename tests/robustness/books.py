@@ -577,9 +577,12 @@ def mix_book(
     """The mix template with its Activities (and optionally Rules) replaced by these rows."""
     path = copy(template_path, folder / name)
     header, template_rows = mix_rows(template_path)
+    replaced = rows is not None
     rows = template_rows if rows is None else list(rows)
 
     def change(wb: Workbook) -> dict[str, Any]:
+        if replaced and "Curves" in wb.sheetnames:
+            del wb["Curves"]  # the template's response curves belong to activities these rows replace
         cached = put_table(
             wb["Activities"], header, rows, listobject="Activities" if listobject else None, totals=totals
         )
