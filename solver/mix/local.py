@@ -31,6 +31,8 @@ from scipy.sparse.linalg import lsqr
 from dmplan.solver.mix.model import MixProblem, Regions, check_plan, region_of, regions
 from dmplan.solver.mix.qp import LinearRows, linear_rows, solve_box_qp
 
+#: a move: its estimated gain, the activities it changes and their new region states
+Move = tuple[float, tuple[int, ...], tuple[int, ...]]
 #: moves evaluated by the exact QP per step (best estimates first)
 EVALUATIONS = 32
 #: kept activities and changed activities considered for swaps (best estimates of each)
@@ -156,15 +158,15 @@ def improve(
         room = problem.k - on.size
         top_add = np.argsort(-add_value, kind="stable")[:SWAP_POOL]
         top_drop = np.argsort(-drop_value, kind="stable")[:SWAP_POOL]
-        kinds: list[list[tuple[float, tuple[int, ...], tuple[int, ...]]]] = [[], [], [], []]
+        kinds: list[list[Move]] = [[], [], [], []]
         if room > 0:
             kinds[0] = [(float(add_value[j]), (int(off[j]),), (int(add_state[j]),)) for j in top_add]
         kinds[1] = [(float(drop_value[i]), (int(on[i]),), (0,)) for i in top_drop]
         flips = np.flatnonzero(np.isfinite(other))
-        kinds[2] = sorted(
-            ((float(other[i] - current[on[i]]), (int(on[i]),), (-int(state[on[i]]),)) for i in flips),
-            key=lambda move: -move[0],
-        )[:SWAP_POOL]
+        flip_moves: list[Move] = [
+            (float(other[i] - current[on[i]]), (int(on[i]),), (-int(state[on[i]]),)) for i in flips
+        ]
+        kinds[2] = sorted(flip_moves, key=lambda move: -move[0])[:SWAP_POOL]
         kinds[3] = sorted(
             (
                 (float(drop_value[i] + add_value[j]), (int(on[i]), int(off[j])), (0, int(add_state[j])))

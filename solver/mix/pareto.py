@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import overload
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
@@ -93,39 +92,40 @@ class ParetoPoint:
         return self.result.status
 
 
-@dataclass(frozen=True)
-class ParetoSweep(Sequence[ParetoPoint]):
-    """The sweep's points (in increasing K; iterate it like a list) and what it proved about small K.
+class ParetoSweep(list[ParetoPoint]):
+    """The sweep's points (a list, in increasing K) and what it proved about small K.
 
-    ``infeasible_below``: every K below it is proven infeasible (0 when the baseline itself is feasible).
-    ``forcing_rows``: the budget or rules that force change there, most binding first (empty when
-    ``infeasible_below`` is 0). ``seconds``: wall time of the whole sweep.
+    Attributes
+    ----------
+    infeasible_below:
+        Every K below it is proven infeasible (0 when the baseline itself is feasible).
+    forcing_rows:
+        The budget or rules that force change there, most binding first (empty when nothing is forced).
+    seconds:
+        Wall time of the whole sweep.
+    message:
+        One line for the user on the infeasible range ("" when there is none).
     """
 
-    points: tuple[ParetoPoint, ...]
-    infeasible_below: int = 0
-    forcing_rows: tuple[str, ...] = ()
-    seconds: float = 0.0
-    message: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-    @overload
-    def __getitem__(self, index: int) -> ParetoPoint: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[ParetoPoint]: ...
-    def __getitem__(self, index: int | slice) -> ParetoPoint | Sequence[ParetoPoint]:
-        return self.points[index]
-
-    def __iter__(self) -> Iterator[ParetoPoint]:
-        return iter(self.points)
+    def __init__(
+        self,
+        points: Iterable[ParetoPoint] = (),
+        *,
+        infeasible_below: int = 0,
+        forcing_rows: tuple[str, ...] = (),
+        seconds: float = 0.0,
+        message: str = "",
+    ) -> None:
+        super().__init__(points)
+        self.infeasible_below = infeasible_below
+        self.forcing_rows = forcing_rows
+        self.seconds = seconds
+        self.message = message
 
     @property
     def charted(self) -> list[ParetoPoint]:
         """The points with a plan: the only ones a chart may draw."""
-        return [p for p in self.points if p.has_plan]
+        return [p for p in self if p.has_plan]
 
 
 @dataclass(frozen=True)
@@ -280,7 +280,13 @@ def pareto_over_changes(
     floor = changes_lower_bound(problem, None if remaining is None else FLOOR_SHARE * remaining)
     if floor.infeasible:
         message = "no K is feasible: the budget and rules cannot hold even with every activity free"
-        return ParetoSweep((), problem.n + 1, floor.forcing_rows, time.perf_counter() - start, message)
+        return ParetoSweep(
+            (),
+            infeasible_below=problem.n + 1,
+            forcing_rows=floor.forcing_rows,
+            seconds=time.perf_counter() - start,
+            message=message,
+        )
     ks = k_values(problem.n, points, floor.k)
     known = None if plan is None else np.asarray(plan, dtype=float)
     if known is not None and not check_plan(problem.with_max_changes(problem.n), known).ok:
@@ -348,8 +354,13 @@ def pareto_over_changes(
     if floor.k > 0:
         rows = ", ".join(floor.forcing_rows[:5]) + (" ..." if len(floor.forcing_rows) > 5 else "")
         message = f"K < {floor.k} is infeasible (proven): {rows} force at least {floor.k} changes"
-    extra = {"floor_lp": floor.lp_value if floor.lp_value is not None else math.nan}
-    return ParetoSweep(tuple(sweep), floor.k, floor.forcing_rows, time.perf_counter() - start, message, extra)
+    return ParetoSweep(
+        sweep,
+        infeasible_below=floor.k,
+        forcing_rows=floor.forcing_rows,
+        seconds=time.perf_counter() - start,
+        message=message,
+    )
 
 
 def _fill_plans(

@@ -690,7 +690,10 @@ class OuterApproximation:
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
-        elif self.root_bound is not None:  # a second solve of the same model: the root bound still holds
+        if self.root_bound is not None:
+            # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
+            # cut short by the clock (a 2 s solve on a loaded machine returned no bound), and on a second
+            # solve of the same model (set_max_changes clears it when the cap changes)
             self._upper = min(self._upper, float(self.root_bound))
         rounds = 0
         cut_tol = options.cut_violation

@@ -142,9 +142,10 @@ def solve(
             # within SCIP's tolerances but not ours: keep its region choice and re-solve the changes exactly
             # (a QP over those regions), rather than falling back to a worse solution or the baseline
             failed += 1
-            candidate = repair(problem, candidate)
-            if candidate is None:
+            repaired = repair(problem, candidate)
+            if repaired is None:
                 continue
+            candidate = repaired
         value = problem.revenue(candidate)
         if best is None or value > best:
             change, best = candidate, value
