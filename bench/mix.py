@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -89,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retailer-pareto-points", type=int, default=20, help="0 skips the retailer's Pareto sweep")
     parser.add_argument("--retailer-pareto-time-limit", type=float, default=60.0)
+    parser.add_argument(
+        "--retailer-pareto-gap", type=float, default=1e-3, help="gap per point of the retailer sweep (target: 0.1%%)"
+    )
     parser.add_argument("--skip-pareto", action="store_true")
     parser.add_argument("--skip-roots", action="store_true")
     parser.add_argument("--json", help="also write every measurement to this file")
@@ -367,9 +371,12 @@ def _retailer(console: Console, report: Report, backends: list[str], args: argpa
         for limit in limits:
             result: MixResult = solve(problem, solver=backend, time_limit=limit, gap=SOLVED_GAP)
             results.append((backend, limit, result))
-    best = max([r.objective for _, _, r in results if r.objective is not None] + ([best_known] if best_known else []))
+    best = max(
+        [r.objective for _, _, r in results if r.objective is not None] + ([best_known] if best_known else []),
+        default=None,
+    )
     for backend, limit, result in results:
-        below = None if result.objective is None else (best - result.objective) / max(1.0, abs(best))
+        below = None if result.objective is None or best is None else (best - result.objective) / max(1.0, abs(best))
         report.retailer.append(
             {
                 "backend": backend,
@@ -395,8 +402,17 @@ def _retailer(console: Console, report: Report, backends: list[str], args: argpa
         )
     console.print(table)
     if args.retailer_pareto_points > 0:
+        # as the workbook runs it: the sweep starts from the main solve's plan (the shortest run here)
+        plan = next((r.change for _, _, r in results if r.change is not None), None)
         _pareto_table(
-            console, report, problem, "retailer", args.retailer_pareto_points, args.retailer_pareto_time_limit
+            console,
+            report,
+            problem,
+            "retailer",
+            args.retailer_pareto_points,
+            args.retailer_pareto_time_limit,
+            gap=args.retailer_pareto_gap,
+            plan=plan,
         )
 
 
@@ -411,15 +427,22 @@ def _pareto(console: Console, report: Report, args: argparse.Namespace) -> None:
 
 
 def _pareto_table(
-    console: Console, report: Report, problem: MixProblem, name: str, points: int, time_limit: float
+    console: Console,
+    report: Report,
+    problem: MixProblem,
+    name: str,
+    points: int,
+    time_limit: float,
+    gap: float = SOLVED_GAP,
+    plan: np.ndarray | None = None,
 ) -> None:
     start = time.perf_counter()
-    sweep = pareto_over_changes(problem, points, time_limit=time_limit, gap=SOLVED_GAP)
+    sweep = pareto_over_changes(problem, points, time_limit=time_limit, gap=gap, plan=plan)
     seconds = time.perf_counter() - start
     report.pareto_seconds = seconds
     table = Table(
         title=f"Pareto over K: {name}, {len(sweep)} points in {seconds:.1f}s (limit {time_limit:g}s, one budget "
-        f"for the sweep); K < {sweep.infeasible_below} proven infeasible"
+        f"for the sweep, gap {100 * gap:g}% per point); K < {sweep.infeasible_below} proven infeasible"
     )
     columns = ("K", "K % of n", "plan", "revenue % of best", "status", "gap", "seconds", "plan from", "knee")
     for column in columns:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,7 @@ def improve(
     seconds: float,
     rows: LinearRows | None = None,
     evaluations: int = EVALUATIONS,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, SearchStats]:
     """Improve a feasible plan by region moves (see the module docstring) for at most ``seconds``.
 
@@ -122,6 +124,8 @@ def improve(
         Pre-computed :func:`linear_rows` of the problem.
     evaluations:
         Moves evaluated by the exact QP per step.
+    tick:
+        Called after every QP (a caller's progress report: a step of many QPs can take a second).
 
     Returns
     -------
@@ -191,6 +195,8 @@ def improve(
             lo, hi = bounds_of(problem, reg, trial)
             plan = solve_box_qp(problem, lo, hi, rows, time_limit=max(0.01, deadline - time.perf_counter()))
             stats.evaluated += 1
+            if tick is not None:
+                tick()
             if plan is None:
                 continue
             value = problem.revenue(plan)

@@ -560,7 +560,13 @@ class OuterApproximation:
         seconds = min(
             self.options.local_search, self.options.local_search_share * left if math.isfinite(left) else math.inf
         )
-        plan, stats = improve(self.problem, self.incumbent, seconds=seconds, rows=self.rows)
+        plan, stats = improve(
+            self.problem,
+            self.incumbent,
+            seconds=seconds,
+            rows=self.rows,
+            tick=lambda: self._report("oa local search", every=PROGRESS_EVERY),
+        )
         self.search_stats = stats
         if self._offer(plan):
             self._report(f"oa local search: +{stats.gain:.6g} in {stats.moves} moves")
