@@ -52,6 +52,8 @@ WRAP_UP = 0.1
 #: a worker round is only started with at least this many seconds of search left: a shorter one only
 #: returns the start point (it made the retailer case's 10 s solves return after 10.5 s)
 MIN_WORKER_SEARCH = 0.3
+#: share of a time limit kept for the root rounding when it runs on the LP twin (see ``_solve``)
+ROUNDING_SHARE = 0.3
 #: HiGHS statuses after which the MILP's dual bound is valid
 USABLE_STATUSES = (
     highspy.HighsModelStatus.kOptimal,
@@ -515,7 +517,12 @@ class OuterApproximation:
         )
 
     def _lp_rounds(
-        self, clock: Clock, rounds: int | None = None, record: bool = True, stop_gap: float | None = None
+        self,
+        clock: Clock,
+        rounds: int | None = None,
+        record: bool = True,
+        stop_gap: float | None = None,
+        keep: float = 0.0,
     ) -> highspy.HighsModelStatus:
         """Cutting-plane rounds on the LP (binaries continuous) until its bound settles; returns the last status.
 
@@ -528,7 +535,7 @@ class OuterApproximation:
         heuristic = stop_gap is not None and self._polish_cheap(self.problem.n)
         last_heuristic = -math.inf
         for r in range(self.options.lp_rounds if rounds is None else rounds):
-            if clock.remaining() <= 0:
+            if clock.remaining() <= (keep if r > 0 else 0.0):
                 break
             status = self._run(self.lp, clock, None)
             if status != highspy.HighsModelStatus.kOptimal:
@@ -677,7 +684,13 @@ class OuterApproximation:
         nodes = 0
         self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
-            status = self._lp_rounds(clock, stop_gap=gap)
+            # with a limit and a model whose rounding runs on the LP twin (seconds on the retailer case), the
+            # root rounds stop with ROUNDING_SHARE of the limit left for the rounding: a 10 s solve on a
+            # loaded machine otherwise spent it all on the last 0.001% of the bound and returned no plan
+            keep = 0.0
+            if clock.limit is not None and not self._polish_cheap(self.problem.n):
+                keep = ROUNDING_SHARE * clock.limit
+            status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
