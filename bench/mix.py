@@ -417,9 +417,7 @@ def _retailer(console: Console, report: Report, backends: list[str], args: argpa
 
 
 def _pareto(console: Console, report: Report, args: argparse.Namespace) -> None:
-    from dmplan.solver.common import Status
     from dmplan.solver.mix.generator import InstanceSpec, paper_instance
-    from dmplan.solver.mix.pareto import pareto_over_changes
 
     spec = InstanceSpec(args.pareto_n, "weak", 0.10, 1.0, args.seed + 101)
     name = f"n = {spec.n}, {spec.group.split(' K=')[0]}"
@@ -436,6 +434,9 @@ def _pareto_table(
     gap: float = SOLVED_GAP,
     plan: np.ndarray | None = None,
 ) -> None:
+    from dmplan.solver.common import Status
+    from dmplan.solver.mix.pareto import pareto_over_changes
+
     start = time.perf_counter()
     sweep = pareto_over_changes(problem, points, time_limit=time_limit, gap=gap, plan=plan)
     seconds = time.perf_counter() - start

@@ -225,3 +225,22 @@ def test_oa_with_its_local_search_on_still_proves_the_optimum() -> None:
     assert outcome.change is not None and check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
     assert oa.search_stats.evaluated > 0  # the search ran (the root rounding leaves a gap here)
+
+
+def test_pareto_points_keep_a_piecewise_revenue() -> None:
+    import dataclasses
+
+    from dmplan.solver.mix.model import Piecewise
+
+    base = paper_instance(InstanceSpec(30, "weak", 0.1, 1.0, 3))
+    # a concave revenue kink on every third activity: each extra unit of increase above 10 earns 0.3 less
+    curves = tuple(Piecewise(np.array([0.0, -0.3]), np.array([0.0, 3.0])) if i % 3 == 0 else None for i in range(30))
+    problem = dataclasses.replace(base, piecewise=curves)
+    assert problem.with_max_changes(5).piecewise == problem.piecewise
+    sweep = pareto_over_changes(problem, points=4, gap=1e-6)
+    for point in sweep:
+        if point.has_plan:
+            # the revenue reported is the piecewise problem's, not that of a copy that lost its curves
+            assert point.objective == pytest.approx(problem.revenue(point.result.change), rel=1e-12)
+            exact = solve(problem.with_max_changes(point.k), gap=1e-7)
+            assert point.objective == pytest.approx(exact.objective, rel=2e-6)
