@@ -21,7 +21,7 @@ from dmplan.solver.mix import MixProblem, MixResult, Rule, available_solvers, so
 from dmplan.solver.mix.backends import BACKENDS
 from dmplan.solver.mix.curves import CurveError, CurveFit, CurvePoints, PlanOnCurves, apply_curves, evaluate_plan
 from dmplan.solver.mix.diagnose import conflicting_rows
-from dmplan.solver.mix.pareto import ParetoPoint, pareto_over_changes
+from dmplan.solver.mix.pareto import ParetoPoint, ParetoSweep, pareto_over_changes
 
 ACTIVITIES, RULES = "Activities", "Rules"
 RESERVED = ("activity", "baseline", "min_spend", "max_spend", "min_change", "a", "b", "c")
@@ -351,7 +351,7 @@ def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
         gap=data.gap,
         progress=options.progress,
     )
-    sweep: list[ParetoPoint] = []
+    sweep: ParetoSweep = ParetoSweep()
     notes: list[str] = []
     rules: list[str] = []
     if result.status == Status.INFEASIBLE:
@@ -372,7 +372,10 @@ def run_model(data: MixInput, options: RunOptions | None = None) -> MixOutcome:
             time_limit=left,
             gap=data.gap,
             progress=options.progress,
+            plan=result.change,  # a warm start for every K it fits and the source of cut-down plans below
         )
+        if sweep.message:  # the K below the sweep's first point: proven infeasible, and the rules that force it
+            notes.append(sweep.message + ".")
         missing = [pt.k for pt in sweep if pt.result.change is None]
         if missing:
             notes.append(
@@ -431,9 +434,15 @@ def summary(outcome: MixOutcome) -> dict[str, Any]:
                 "objective": pt.objective,
                 "revenue_share": pt.revenue_share,
                 "status": pt.status.value,
-                "has_plan": pt.result.change is not None,
+                "has_plan": pt.has_plan,
+                "bound": pt.bound,
+                "gap": pt.gap,
+                "plan_from": pt.source,
                 "knee": pt.knee,
             }
             for pt in outcome.pareto
         ],
+        # every K below this is proven infeasible (the LP of the fewest changes), and the rows forcing it
+        "pareto_infeasible_below": getattr(outcome.pareto, "infeasible_below", 0),
+        "pareto_forcing_rules": list(getattr(outcome.pareto, "forcing_rows", ()))[:20],
     }

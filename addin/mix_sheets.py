@@ -409,11 +409,15 @@ def _pareto_sheet(outcome: MixOutcome) -> SheetSpec:
             )
         ]
     )
+    first = min((pt.k for pt in points), default=0)
     notes = [
-        f"{len(points)} caps K from 0 to {p.n}; best revenue found {best:,.2f}."
+        f"{len(points)} caps K from {first} to {p.n}; best revenue found {best:,.2f}."
         if best is not None
-        else f"{len(points)} caps K from 0 to {p.n}."
+        else f"{len(points)} caps K from {first} to {p.n}."
     ]
+    below = getattr(outcome.pareto, "message", "")  # the sweep's proven infeasible range and its rules
+    if below:
+        notes.append(below + ".")
     if knee:
         notes.append(f"Knee at K = {points[knee[0]].k}: beyond it each extra change buys less.")
     if len(planned) < len(points):

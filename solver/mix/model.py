@@ -204,6 +204,7 @@ class MixProblem:
             self.budget_max,
             max_changes,
             self.rules,
+            self.piecewise,  # the Pareto sweep re-caps the problem: its revenue must stay the same
         )
 
 

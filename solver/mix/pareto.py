@@ -1,51 +1,238 @@
-"""Pareto sweep over the cap on changes K: revenue as a share of the best revenue with K = n.
+"""Pareto sweep over the cap on changes K: the best revenue found for each K, with its own proven bound.
 
-K = n is solved first: its optimum is also optimal for every K at least its number of changes. The
-other K run in increasing order, so every optimum is a feasible warm start for the next point. Each
-point is its own solve: re-solving one live outer-approximation model across K stopped early and
-returned the plan of a smaller K (n = 1,000: every K from 105 to 895 at a 27% gap), while separate
-warm-started solves prove all 20 points optimal in about 13 s. The knee is the point farthest above
-the straight line from the first to the last point (both axes scaled to 0..1).
+The sweep, within ONE time budget given by the caller (the workbook's time limit minus what its main solve
+used):
+
+1. **Smallest feasible K.** The rules and the budget may force change (the retailer case: its budget is
+   90% of the baseline spend, and no plan changes fewer than 334 activities). The LP relaxation of
+   "minimise the number of changes" (:func:`changes_lower_bound`) proves every K below ``ceil(LP)``
+   infeasible in about a second and names the rows that force change (those with a non-zero dual). The
+   grid of K starts there, not at 0.
+2. **One live model for all K** (the ``oa`` backend): the K are solved in increasing order on one
+   outer-approximation model whose count row is moved (:meth:`OuterApproximation.set_max_changes`). Its
+   tangent cuts are valid for every K and its LP basis stays warm, so a point costs a fraction of a cold
+   solve (the retailer case's first LP alone takes 3.5 s). Each point has its own root bound and
+   rounding heuristic, and the plan of the previous (smaller) K as a warm start: a plan feasible for K is
+   feasible for every larger K. Other backends solve each point separately with the same warm start.
+3. **Plans everywhere they exist.** Afterwards a point without a plan, or with a worse one, takes the best
+   plan of any smaller K, or of the next larger K cut down to K greedily (:func:`cut_down`): keep the K
+   changes with the largest revenue gain and re-solve the convex QP over their regions.
+
+Every point keeps its own proven bound; a point says whether it has a plan (:attr:`ParetoPoint.has_plan`)
+and whether its K is proven infeasible, so a chart never draws a point without a plan. The knee is the
+point farthest above the straight line from the first to the last charted point (both axes scaled to 0..1).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
 from dmplan.solver.common import Progress, ProgressCallback, Status
-from dmplan.solver.mix.api import finish, solve
+from dmplan.solver.mix.api import DEFAULT_SOLVER, finish, formulate, solve
 from dmplan.solver.mix.backends.base import BackendOutcome
-from dmplan.solver.mix.model import MixProblem, MixResult
+from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions
+from dmplan.solver.mix.qp import linear_rows, solve_box_qp
+
+INF = highspy.kHighsInf
+#: share of the sweep's time the smallest-K LP may use at most (it takes about 1 s on the retailer case)
+FLOOR_SHARE = 0.15
+#: a point the live model left unproven is re-solved fresh only with at least this many seconds of its share left
+MIN_RETRY = 0.5
 
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    """One point of the sweep."""
+    """One point of the sweep.
+
+    ``result`` is this K's own result: its plan (the best found for this K, possibly the plan of a smaller
+    K or a cut-down plan of a larger one), the true revenue of that plan, this K's own proven bound and gap.
+    Chart a point only when :attr:`has_plan`; ``revenue_share`` and ``improvement_share`` are None without
+    a plan.
+    """
 
     k: int
     k_share: float  #: K as a share of n (0..1)
     result: MixResult
-    revenue_share: float | None  #: objective / objective with K = n, in percent
-    improvement_share: float | None  #: (objective - objective at K=0) / (best - objective at K=0), in percent
+    revenue_share: float | None  #: objective / best objective of the sweep, in percent
+    improvement_share: float | None  #: (objective - first charted objective) / (best - first), in percent
     knee: bool = False
+    source: str = "solve"  #: where the plan comes from: "solve", "smaller K", "cut down", "none"
+
+    @property
+    def has_plan(self) -> bool:
+        """True when this point has a plan that passed the re-check (only such points are charted)."""
+        return self.result.change is not None and self.result.objective is not None
+
+    @property
+    def proven_infeasible(self) -> bool:
+        """True when no plan can exist at this K (proven, not just not found)."""
+        return self.result.status == Status.INFEASIBLE
 
     @property
     def objective(self) -> float | None:
         return self.result.objective
 
     @property
+    def bound(self) -> float | None:
+        return self.result.bound
+
+    @property
+    def gap(self) -> float | None:
+        return self.result.gap
+
+    @property
     def status(self) -> Status:
         return self.result.status
 
 
-def k_values(n: int, points: int) -> list[int]:
-    """``points`` caps from 0 to ``n`` (evenly spaced, rounded, duplicates dropped)."""
+class ParetoSweep(list[ParetoPoint]):
+    """The sweep's points (a list, in increasing K) and what it proved about small K.
+
+    Attributes
+    ----------
+    infeasible_below:
+        Every K below it is proven infeasible (0 when the baseline itself is feasible).
+    forcing_rows:
+        The budget or rules that force change there, most binding first (empty when nothing is forced).
+    seconds:
+        Wall time of the whole sweep.
+    message:
+        One line for the user on the infeasible range ("" when there is none).
+    """
+
+    def __init__(
+        self,
+        points: Iterable[ParetoPoint] = (),
+        *,
+        infeasible_below: int = 0,
+        forcing_rows: tuple[str, ...] = (),
+        seconds: float = 0.0,
+        message: str = "",
+    ) -> None:
+        super().__init__(points)
+        self.infeasible_below = infeasible_below
+        self.forcing_rows = forcing_rows
+        self.seconds = seconds
+        self.message = message
+
+    @property
+    def charted(self) -> list[ParetoPoint]:
+        """The points with a plan: the only ones a chart may draw."""
+        return [p for p in self if p.has_plan]
+
+
+@dataclass(frozen=True)
+class ChangesFloor:
+    """What the LP of "minimise the number of changes" proves: no plan has fewer than ``k`` changes."""
+
+    k: int
+    lp_value: float | None  #: the LP optimum (None when infeasible)
+    forcing_rows: tuple[str, ...]
+    infeasible: bool = False  #: the rows cannot hold even with every activity free (no K works)
+
+
+def k_values(n: int, points: int, start: int = 0) -> list[int]:
+    """``points`` caps from ``start`` to ``n`` (evenly spaced, rounded, duplicates dropped)."""
     points = max(2, points)
-    return sorted({round(j * n / (points - 1)) for j in range(points)})
+    start = min(max(0, start), n)
+    return sorted({start + round(j * (n - start) / (points - 1)) for j in range(points)})
+
+
+def changes_lower_bound(problem: MixProblem, time_limit: float | None = None) -> ChangesFloor:
+    """A proven lower bound on the number of changes of any plan, from an LP.
+
+    The LP relaxation of the formulation's region rows with every binary continuous and the objective
+    ``min sum z`` (no cap, no revenue): any plan gives a feasible LP point with ``sum z`` = its changes, so
+    no plan changes fewer than ``ceil(LP optimum)`` activities. Its rows with a non-zero dual are those that
+    force change (budget, rules).
+
+    Parameters
+    ----------
+    problem:
+        The problem (its cap is ignored).
+    time_limit:
+        Seconds for the LP (None: no limit). On time-out the bound is 0 (nothing proven).
+
+    Returns
+    -------
+    ChangesFloor
+    """
+    if check_plan(problem, np.zeros(problem.n)).ok:
+        return ChangesFloor(0, 0.0, ())
+    movable = int(regions(problem).movable.sum())
+    model = formulate(problem.with_max_changes(max(0, movable - 1)), "misocp")
+    keep = np.ones(model.num_rows, dtype=bool)
+    if model.count_row is not None:
+        keep[model.count_row] = False
+    cost = np.zeros(model.num_vars)
+    cost[model.integer] = 1.0
+    # pieces without a binary (minimum change 0 and no binding cap) cannot occur: the model is built with a
+    # binding cap, so every piece has its binary
+    arrays = MilpArrays.from_matrix(
+        model.matrix[keep],
+        cost=cost,
+        col_lower=model.lower,
+        col_upper=model.upper,
+        row_lower=np.where(np.isfinite(model.row_lower[keep]), model.row_lower[keep], -INF),
+        row_upper=np.where(np.isfinite(model.row_upper[keep]), model.row_upper[keep], INF),
+        integer=np.zeros(0),
+        offset=0.0,
+        maximize=False,
+    )
+    highs = new_highs()
+    highs.setOptionValue("output_flag", False)
+    set_time_limit(highs, time_limit)
+    arrays.to_highs(highs)
+    highs.run()
+    status = highs.getModelStatus()
+    names = [name for name, kept in zip(model.row_names, keep, strict=True) if kept]
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return ChangesFloor(movable + 1, None, (), infeasible=True)
+    if status != highspy.HighsModelStatus.kOptimal:
+        return ChangesFloor(0, None, ())
+    value = float(highs.getInfo().objective_function_value)
+    duals = np.abs(np.asarray(highs.getSolution().row_dual))
+    rule_names = set(linear_rows(problem).names)
+    order = np.argsort(-duals, kind="stable")
+    forcing = tuple(names[r] for r in order if duals[r] > 1e-9 and names[r] in rule_names)
+    # the LP's value carries HiGHS's tolerances: round up only what is clearly above an integer
+    return ChangesFloor(max(0, math.ceil(value - 1e-6 * max(1.0, value))), value, forcing)
+
+
+def cut_down(problem: MixProblem, change: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
+    """A plan with at most ``problem.k`` changes made from a plan with more: keep the K changes with the
+    largest revenue gain (then, if that fails, the K largest changes relative to their range) and solve the
+    convex QP over their regions. Returns the re-checked plan or None."""
+    k = problem.k
+    changed = np.flatnonzero(change != 0)
+    if changed.size <= k:
+        return change if check_plan(problem, change).ok else None
+    reg = regions(problem)
+    x = change[changed]
+    gain = problem.a[changed] * x * x + problem.b[changed] * x
+    span = np.where(x < 0, -reg.dec_lo[changed], reg.inc_hi[changed])
+    for key in (-gain, -np.abs(x) / np.maximum(span, 1e-300)):
+        keep = changed[np.argsort(key, kind="stable")[:k]]
+        lower = np.zeros(problem.n)
+        upper = np.zeros(problem.n)
+        down = keep[change[keep] < 0]
+        up = keep[change[keep] > 0]
+        lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
+        lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
+        # a region with minimum change 0 reaches zero: let such a kept activity use its whole range
+        merged = keep[problem.min_change[keep] == 0]
+        lower[merged], upper[merged] = reg.dec_lo[merged], reg.inc_hi[merged]
+        plan = solve_box_qp(problem, lower, upper, time_limit=time_limit)
+        if plan is not None and check_plan(problem, plan).ok:
+            return plan
+    return None
 
 
 def pareto_over_changes(
@@ -56,8 +243,9 @@ def pareto_over_changes(
     time_limit: float | None = None,
     gap: float = 1e-4,
     progress: ProgressCallback | None = None,
-) -> list[ParetoPoint]:
-    """Solve the problem for K from 0 to n and relate every revenue to the best one (K = n).
+    plan: np.ndarray | None = None,
+) -> ParetoSweep:
+    """Solve the problem for K from the smallest feasible K to n; see the module docstring.
 
     Parameters
     ----------
@@ -66,42 +254,90 @@ def pareto_over_changes(
     points:
         Number of K values.
     solver:
-        Backend for every point; each point is warm-started with the previous plan.
+        Backend; ``"auto"``/``"oa"`` solve all points on one live model, others point by point.
     time_limit:
-        Seconds for the whole sweep, shared evenly among the points still to solve.
+        Seconds for the WHOLE sweep (smallest-K LP, every point and the clean-up), shared among the points
+        still to solve. A caller with one overall limit passes what its main solve left.
     gap:
         Relative gap per point.
     progress:
         Called after every point.
+    plan:
+        A plan the caller already has (e.g. the main solve's): a warm start for every K it fits, and the
+        source of cut-down plans below.
 
     Returns
     -------
-    list[ParetoPoint]
-        In increasing K; exactly one point has ``knee=True`` when there are at least three points.
+    ParetoSweep
+        In increasing K; exactly one point has ``knee=True`` when at least three points have a plan.
     """
     start = time.perf_counter()
-    ks = k_values(problem.n, points)
+
+    def left() -> float | None:
+        return None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+
+    remaining = left()
+    floor = changes_lower_bound(problem, None if remaining is None else FLOOR_SHARE * remaining)
+    if floor.infeasible:
+        message = "no K is feasible: the budget and rules cannot hold even with every activity free"
+        return ParetoSweep(
+            (),
+            infeasible_below=problem.n + 1,
+            forcing_rows=floor.forcing_rows,
+            seconds=time.perf_counter() - start,
+            message=message,
+        )
+    ks = k_values(problem.n, points, floor.k)
+    known = None if plan is None else np.asarray(plan, dtype=float)
+    if known is not None and not check_plan(problem.with_max_changes(problem.n), known).ok:
+        known = None
     results: dict[int, MixResult] = {}
-    # K = n first: its optimum is optimal for every K >= its number of changes, and its bound caps all K
-    order = [ks[-1], *ks[:-1]]
-    previous: np.ndarray | None = None
-    top: MixResult | None = None
-    for index, k in enumerate(order):
-        remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-        share = None if remaining is None else remaining / (len(ks) - index)
+    sources: dict[int, str] = {}
+    name = DEFAULT_SOLVER if solver == "auto" else solver
+    movable = int(regions(problem).movable.sum())
+    live = None
+    if name == "oa" and ks[0] < movable:
+        from dmplan.solver.mix.backends.oa import OAOptions, OuterApproximation
+
+        first = problem.with_max_changes(max(1, ks[0]))  # a binding cap: the model gets its count row
+        live = OuterApproximation(first, formulate(first, "misocp"), OAOptions(max_cuts_per_cone=400))
+    # largest K first: its root is the slow cold one and gets a quarter of the time; every smaller K then
+    # starts warm from the larger K's plan cut down to K (a plan feasible for K also holds for larger K,
+    # which the clean-up below carries upwards)
+    larger: np.ndarray | None = None
+    tangents: dict[int, float] = {}
+    for index, k in enumerate(reversed(ks)):
+        remaining = left()
+        share = None if remaining is None else remaining / (len(ks) - index + 1)  # +1: the clean-up's share
         if share is not None and remaining is not None and index == 0:
-            share = remaining / 4  # K = n bounds and often settles every other point: give it more time
+            share = max(share, remaining / 4)
         sub = problem.with_max_changes(k)
-        if top is not None and top.change is not None and top.status == Status.OPTIMAL and k >= top.changes:
-            outcome = BackendOutcome(Status.FEASIBLE, change=top.change, bound=top.bound, message="optimum with K = n")
-            result = finish(sub, outcome, top.formulation, top.certificate.solver, gap, 0.0)
+        began = time.perf_counter()  # the cut-down counts against the point's share
+        warm = None if larger is None else cut_down(sub, larger, share)
+        fits = known is not None and np.count_nonzero(known) <= k
+        if fits and known is not None and (warm is None or problem.revenue(known) > problem.revenue(warm)):
+            warm = known
+        rest = None if share is None else max(0.0, share - (time.perf_counter() - began))
+        if live is not None and k >= 1:
+            live.set_max_changes(k)
+            outcome = live.solve(time_limit=rest, gap=gap, warm_start=warm)
+            result = finish(sub, outcome, "misocp", name, gap, time.perf_counter() - began)
+            # this K's root duals bound every K (a tangent of the concave LP value)
+            for other, tangent in zip(ks, live.bounds_at(ks), strict=True):
+                if tangent is not None:
+                    tangents[other] = min(tangents.get(other, math.inf), tangent)
+            spare = None if share is None else share - (time.perf_counter() - began)
+            if result.status == Status.FEASIBLE and (spare is None or spare > MIN_RETRY):
+                # the live model stopped short of the gap with time to spare (its MILP rounds stall on some K
+                # of small models): a fresh solve of this K from the best plan so far
+                fresh = solve(sub, solver=solver, time_limit=spare, gap=gap, warm_start=result.change)
+                result = _better(sub, result, fresh, gap)
         else:
-            result = solve(sub, solver=solver, time_limit=share, gap=gap, warm_start=previous)
+            result = solve(sub, solver=solver, time_limit=rest, gap=gap, warm_start=warm)
         results[k] = result
-        if top is None:
-            top = result
-        elif result.change is not None:
-            previous = result.change
+        sources[k] = "solve" if result.change is not None else "none"
+        if result.change is not None:
+            larger = result.change
         if progress is not None:
             progress(
                 Progress(
@@ -112,59 +348,145 @@ def pareto_over_changes(
                     f"K = {k}: {result.status.value}",
                 )
             )
-    return _points(problem.n, ks, _monotone([results[k] for k in ks], ks, problem, gap))
+    ordered = _fill_plans(problem, ks, [results[k] for k in ks], [sources[k] for k in ks], tangents, gap, left)
+    sweep = _points(problem.n, ks, ordered)
+    message = ""
+    if floor.k > 0:
+        rows = ", ".join(floor.forcing_rows[:5]) + (" ..." if len(floor.forcing_rows) > 5 else "")
+        message = f"K < {floor.k} is infeasible (proven): {rows} force at least {floor.k} changes"
+    return ParetoSweep(
+        sweep,
+        infeasible_below=floor.k,
+        forcing_rows=floor.forcing_rows,
+        seconds=time.perf_counter() - start,
+        message=message,
+    )
 
 
-def _monotone(results: list[MixResult], ks: list[int], problem: MixProblem, gap: float) -> list[MixResult]:
-    """A plan feasible for K is feasible for every larger K: carry better plans forward."""
-    fixed = [results[0]]
-    for k, result in zip(ks[1:], results[1:], strict=True):
-        best = fixed[-1]
-        if best.objective is not None and (result.objective is None or best.objective > result.objective):
-            outcome = BackendOutcome(
-                Status.FEASIBLE, change=best.change, bound=result.bound, message="plan of a smaller K"
-            )
-            result = finish(
-                problem.with_max_changes(k),
-                outcome,
-                result.formulation,
-                result.certificate.solver,
-                gap,
-                result.certificate.seconds,
-            )
-        fixed.append(result)
+def _fill_plans(
+    problem: MixProblem,
+    ks: list[int],
+    results: list[MixResult],
+    sources: list[str],
+    tangents: dict[int, float],
+    gap: float,
+    left: Callable[[], float | None],
+) -> list[tuple[MixResult, str]]:
+    """Give every point the best plan and the best bound known for its K.
+
+    Plans: a smaller K's plan is feasible for every larger K; a point still without a plan takes the next
+    larger K's plan cut down greedily (:func:`cut_down`). Bounds: a larger K's bound holds for every smaller
+    K (the feasible set only shrinks), and so do the tangents of the live model's root LPs (``tangents``).
+    """
+    bounds: list[float] = []
+    running = math.inf
+    for k, result in zip(reversed(ks), reversed(results), strict=True):
+        own = result.bound if result.bound is not None else math.inf
+        running = min(running, own, tangents.get(k, math.inf))
+        bounds.append(running)
+    bounds.reverse()
+    fixed: list[tuple[MixResult, str]] = []
+    best: MixResult | None = None
+    for k, result, source, bound in zip(ks, results, sources, bounds, strict=True):
+        change = result.change
+        if (
+            best is not None
+            and best.objective is not None
+            and (result.objective is None or best.objective > result.objective)
+        ):
+            change, source = best.change, "smaller K"
+        if result.status != Status.INFEASIBLE and (change is not None or math.isfinite(bound)):
+            result = _with_plan(problem, k, result, change, bound, gap)
+        if result.objective is not None and (
+            best is None or best.objective is None or result.objective >= best.objective
+        ):
+            best = result
+        fixed.append((result, source))
+    # points still without a plan (below every plan found): cut the next larger K's plan down
+    for j in range(len(fixed) - 2, -1, -1):
+        result, source = fixed[j]
+        larger = fixed[j + 1][0]
+        remaining = left()
+        if result.change is not None or result.status == Status.INFEASIBLE or larger.change is None:
+            continue
+        if remaining is not None and remaining <= 0:
+            break
+        plan = cut_down(problem.with_max_changes(ks[j]), larger.change, remaining)
+        if plan is not None:
+            fixed[j] = (_with_plan(problem, ks[j], result, plan, bounds[j], gap), "cut down")
     return fixed
 
 
-def _points(n: int, ks: list[int], results: list[MixResult]) -> list[ParetoPoint]:
-    best = results[-1].objective
-    base = results[0].objective
+def _with_plan(
+    problem: MixProblem, k: int, result: MixResult, change: np.ndarray | None, bound: float, gap: float
+) -> MixResult:
+    """``result`` with the plan ``change`` (feasible for K, or None) and the proven ``bound``, re-checked."""
+    status = Status.FEASIBLE if change is not None else result.status
+    outcome = BackendOutcome(
+        status,
+        change=change,
+        bound=bound if math.isfinite(bound) else None,
+        message=result.certificate.message,
+        root_bound=result.root_bound,
+    )
+    return finish(
+        problem.with_max_changes(k),
+        outcome,
+        result.formulation,
+        result.certificate.solver,
+        gap,
+        result.certificate.seconds,
+    )
+
+
+def _better(problem: MixProblem, first: MixResult, second: MixResult, gap: float) -> MixResult:
+    """The better plan of two results of the same K, with the smaller of their proven bounds."""
+    best = (
+        first
+        if second.objective is None or (first.objective is not None and first.objective >= second.objective)
+        else second
+    )
+    bounds = [b for b in (first.bound, second.bound) if b is not None]
+    outcome = BackendOutcome(
+        best.status if best.change is None else Status.FEASIBLE,
+        change=best.change,
+        bound=min(bounds) if bounds else None,
+        message=best.certificate.message,
+        root_bound=best.root_bound,
+    )
+    seconds = first.certificate.seconds + second.certificate.seconds
+    return finish(problem, outcome, best.formulation, best.certificate.solver, gap, seconds)
+
+
+def _points(n: int, ks: list[int], results: list[tuple[MixResult, str]]) -> list[ParetoPoint]:
+    values = [r.objective for r, _ in results]
+    charted = [v for v in values if v is not None]
+    best = max(charted) if charted else None
+    base = charted[0] if charted else None
     shares: list[float | None] = []
     improvements: list[float | None] = []
-    for result in results:
-        value = result.objective
+    for value in values:
         shares.append(None if value is None or not best else 100.0 * value / best)
         span = None if best is None or base is None else best - base
         improvements.append(None if value is None or base is None or not span else 100.0 * (value - base) / span)
     knee = _knee([k / max(1, n) for k in ks], improvements)
     return [
-        ParetoPoint(k, k / max(1, n), result, shares[j], improvements[j], j == knee)
-        for j, (k, result) in enumerate(zip(ks, results, strict=True))
+        ParetoPoint(k, k / max(1, n), result, shares[j], improvements[j], j == knee, source)
+        for j, (k, (result, source)) in enumerate(zip(ks, results, strict=True))
     ]
 
 
 def _knee(xs: list[float], ys: list[float | None]) -> int | None:
-    """Index of the point farthest above the chord from the first to the last point (axes scaled 0..1)."""
-    if len(xs) < 3 or ys[0] is None or ys[-1] is None:
+    """Index of the point farthest above the chord from the first to the last charted point (axes 0..1)."""
+    pairs = [(j, x, y) for j, (x, y) in enumerate(zip(xs, ys, strict=True)) if y is not None]
+    if len(pairs) < 3:
         return None
-    x0, x1 = xs[0], xs[-1]
-    y0, y1 = ys[0], ys[-1]
+    _, x0, y0 = pairs[0]
+    _, x1, y1 = pairs[-1]
     if x1 == x0 or y1 == y0:
         return None
     best, best_distance = None, -math.inf
-    for j, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        if y is None:
-            continue
+    for j, x, y in pairs:
         u = (x - x0) / (x1 - x0)
         w = (y - y0) / (y1 - y0)
         distance = w - u  # height above the chord in scaled units

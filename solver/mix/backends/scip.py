@@ -18,12 +18,16 @@ import numpy as np
 from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.backends.base import BackendOutcome, BackendUnavailable
 from dmplan.solver.mix.formulation import ConicModel
-from dmplan.solver.mix.model import MixProblem, check_plan
+from dmplan.solver.mix.local import bounds_of
+from dmplan.solver.mix.model import MixProblem, check_plan, region_of, regions
+from dmplan.solver.mix.qp import solve_box_qp
 
 #: Ipopt options for SCIP's NLP heuristics: MUMPS orders with AMD instead of METIS, whose overflow crashes
 #: the whole process with "free(): invalid size" (scipopt/scip#211; here the retailer case, twice, after
 #: 30 to 300 s of SCIP)
 IPOPT_OPTIONS = "mumps_pivot_order 0\n"
+#: SCIP plans failing the re-check that are repaired (best first) before the best repaired one is taken
+REPAIRS = 5
 
 
 @functools.cache
@@ -130,12 +134,25 @@ def solve(
     bound_value = float(bound) if bound is not None and math.isfinite(bound) and abs(bound) < 1e19 else None
     change = None
     best = None
+    failed = 0
     for sol in scip.getSols():
         values = np.array([scip.getSolVal(sol, v) for v in variables])
         candidate = model.decode(values, problem)
-        if check_plan(problem, candidate).ok:
-            change, best = candidate, problem.revenue(candidate)
-            break  # solutions come best first; take the first that passes the re-check
+        if not check_plan(problem, candidate).ok:
+            # within SCIP's tolerances but not ours: keep its region choice and re-solve the changes exactly
+            # (a QP over those regions), rather than falling back to a worse solution or the baseline
+            failed += 1
+            repaired = repair(problem, candidate)
+            if repaired is None:
+                continue
+            candidate = repaired
+        value = problem.revenue(candidate)
+        if best is None or value > best:
+            change, best = candidate, value
+        if failed == 0:
+            break  # solutions come best first: the first that passes the re-check as it is wins
+        if failed >= REPAIRS:
+            break
     if progress is not None:
         progress(Progress(float(scip.getSolvingTime()), best, bound_value, 1.0, f"scip {status_name}"))
     if change is None:
@@ -146,6 +163,17 @@ def solve(
             nodes=nodes,
             message=f"SCIP: {status_name}, no plan",
         )
+    message = f"SCIP: {status_name}"
+    if failed:
+        message += f" ({failed} of SCIP's plans failed the re-check and were re-solved over their regions)"
     return BackendOutcome(
-        Status.FEASIBLE, change=change, bound=bound_value, iterations=nodes, nodes=nodes, message=f"SCIP: {status_name}"
+        Status.FEASIBLE, change=change, bound=bound_value, iterations=nodes, nodes=nodes, message=message
     )
+
+
+def repair(problem: MixProblem, change: np.ndarray) -> np.ndarray | None:
+    """The best plan with the regions of ``change`` (the exact convex QP over them), or None when that QP is
+    infeasible or its plan still fails the re-check."""
+    lower, upper = bounds_of(problem, regions(problem), region_of(problem, change))
+    plan = solve_box_qp(problem, lower, upper)
+    return plan if plan is not None and check_plan(problem, plan).ok else None
