@@ -20,15 +20,34 @@ from dmplan.solver.linear import LinearProgram, LinearSolution
 HighsOptions = Mapping[str, bool | int | float | str]
 
 
-def _status(model_status: highspy.HighsModelStatus, has_solution: bool) -> Status:
-    s = highspy.HighsModelStatus
-    if model_status == s.kOptimal:
-        return Status.OPTIMAL
-    if model_status in (s.kInfeasible, s.kUnboundedOrInfeasible):
-        return Status.INFEASIBLE
-    if model_status in (s.kTimeLimit, s.kIterationLimit, s.kSolutionLimit, s.kInterrupt, s.kObjectiveBound):
-        return Status.FEASIBLE if has_solution else Status.TIME_LIMIT
-    return Status.ERROR
+_H = highspy.HighsModelStatus
+#: Every HiGHS model status, once for all callers: (our status with a plan, our status without one,
+#: whether HiGHS's dual bound is valid after it). A status missing here is an error.
+HIGHS_STATUS: dict[highspy.HighsModelStatus, tuple[Status, Status, bool]] = {
+    _H.kOptimal: (Status.OPTIMAL, Status.OPTIMAL, True),
+    _H.kInfeasible: (Status.INFEASIBLE, Status.INFEASIBLE, True),
+    _H.kUnboundedOrInfeasible: (Status.INFEASIBLE, Status.INFEASIBLE, False),
+    _H.kTimeLimit: (Status.FEASIBLE, Status.TIME_LIMIT, True),
+    _H.kIterationLimit: (Status.FEASIBLE, Status.TIME_LIMIT, True),
+    _H.kSolutionLimit: (Status.FEASIBLE, Status.TIME_LIMIT, True),
+    _H.kInterrupt: (Status.FEASIBLE, Status.TIME_LIMIT, True),
+    _H.kObjectiveBound: (Status.FEASIBLE, Status.TIME_LIMIT, False),
+    _H.kObjectiveTarget: (Status.FEASIBLE, Status.TIME_LIMIT, False),
+}
+
+
+def termination(model_status: highspy.HighsModelStatus, has_solution: bool) -> Status:
+    """Our status for a HiGHS model status (solver errors, unbounded models and the like are errors)."""
+    entry = HIGHS_STATUS.get(model_status)
+    if entry is None:
+        return Status.ERROR
+    return entry[0] if has_solution else entry[1]
+
+
+def bound_is_valid(model_status: highspy.HighsModelStatus) -> bool:
+    """Whether HiGHS's dual bound may be used after a run that ended with ``model_status``."""
+    entry = HIGHS_STATUS.get(model_status)
+    return entry is not None and entry[2]
 
 
 @cache
@@ -205,7 +224,7 @@ def solve(
     h.run()
     info = h.getInfo()
     has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    status = _status(h.getModelStatus(), has_solution)
+    status = termination(h.getModelStatus(), has_solution)
     solution = h.getSolution()
     x = np.array(solution.col_value) if has_solution else None
     objective = float(info.objective_function_value) if has_solution else None

@@ -35,7 +35,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, set_time_limit
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
@@ -54,16 +54,6 @@ WRAP_UP = 0.1
 MIN_WORKER_SEARCH = 0.3
 #: share of a time limit kept for the root rounding when it runs on the LP twin (see ``_solve``)
 ROUNDING_SHARE = 0.3
-#: HiGHS statuses after which the MILP's dual bound is valid
-USABLE_STATUSES = (
-    highspy.HighsModelStatus.kOptimal,
-    highspy.HighsModelStatus.kTimeLimit,
-    highspy.HighsModelStatus.kIterationLimit,
-    highspy.HighsModelStatus.kSolutionLimit,
-    highspy.HighsModelStatus.kInterrupt,
-)
-
-
 @dataclass
 class OAOptions:
     """Tuning of the outer-approximation loop."""
@@ -741,7 +731,7 @@ class OuterApproximation:
             run = self._milp_round(clock, gap, integer, isolate)
             if run.status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, iterations=rounds, nodes=nodes, message="MILP infeasible")
-            if run.status is not None and run.status not in USABLE_STATUSES:
+            if run.status is not None and not bound_is_valid(run.status):
                 # a failed run's dual bound means nothing: never let it close the gap
                 message = f"HiGHS stopped: {self.highs.modelStatusToString(run.status)}"
                 break
