@@ -29,7 +29,7 @@ import re
 import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -66,6 +66,8 @@ STYLE_ATTR = re.compile(r'(<(?:c|row)\b[^>]*?\bs=")(\d+)(")')
 COL_STYLE = re.compile(r'(<col\b[^>]*?\bstyle=")(\d+)(")')
 SHARED_CELL = re.compile(r'<c\b([^>]*?)\bt="s"([^>]*)>\s*<v>(\d+)</v>\s*</c>')
 ProgressBytes = Callable[[str], None]  #: called with a short description of the step under way
+Tail = Callable[[str], Iterable[str]]  #: sheet XML -> ``<row>`` elements to append to its sheetData
+FAST_LEVEL_BYTES = 1 << 20  #: new parts larger than this are deflated at level 1 (3x faster, ~15% larger)
 
 
 class GraftError(ValueError):
@@ -87,15 +89,20 @@ def graft(
     remove: Sequence[str] = (),
     replaces: Mapping[str, str] | None = None,
     progress: ProgressBytes | None = None,
+    tails: Mapping[str, Tail] | None = None,
 ) -> GraftReport:
     """Write ``source`` without the sheets ``remove`` and with every sheet of ``results`` to ``target``.
 
     ``replaces`` maps a result sheet name to the removed source sheet whose tab position it
     takes; other result sheets go after the last sheet. ``target`` may be ``source`` itself.
+    ``tails`` maps a result sheet name to a function that, given the sheet's XML with its
+    styles already remapped, returns ``<row>`` elements to append to its ``sheetData`` (rows
+    below every row the result book holds): large blocks are streamed this way instead of
+    going through openpyxl's cell objects.
     """
     replaces = dict(replaces or {})
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(results) as res:
-        plan = _Plan(src, res, set(remove), replaces, target.suffix.lower())
+        plan = _Plan(src, res, set(remove), replaces, target.suffix.lower(), dict(tails or {}))
         target = target.resolve()
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
         os.close(fd)
@@ -175,9 +182,15 @@ class _Plan:
     """Everything decided before a byte is written: which parts go, which come, what changes."""
 
     def __init__(
-        self, src: zipfile.ZipFile, res: zipfile.ZipFile, remove: set[str], replaces: dict[str, str], suffix: str
+        self,
+        src: zipfile.ZipFile,
+        res: zipfile.ZipFile,
+        remove: set[str],
+        replaces: dict[str, str],
+        suffix: str,
+        tails: dict[str, Tail],
     ) -> None:
-        self.src, self.res = src, res
+        self.src, self.res, self.tails = src, res, tails
         self.new_parts: dict[str, bytes] = {}  #: rewritten or added parts
         self.types_added: dict[str, str] = {}  #: part -> content type
         self.dropped: set[str] = set()
@@ -287,10 +300,11 @@ class _Plan:
         table_ids, table_names = self._table_ids_and_names()
         self.report = GraftReport([])
         defaults, overrides = self.res_types
+        sheet_of_part = {part: name for name, part in self.result_sheets}
         for old, new in rename.items():
             data = res.read(old)
             if old.startswith("xl/worksheets/"):
-                data = self._sheet_xml(data, style_map)
+                data = self._sheet_xml(data, style_map, self.tails.get(sheet_of_part.get(old, "")))
             elif old.startswith("xl/tables/"):
                 data = self._table_xml(old, data, table_ids, table_names)
             self.new_parts[new] = data
@@ -310,7 +324,7 @@ class _Plan:
             rel.set("Target", _relative(new, rename.get(target, target)))
         return _dump(root)
 
-    def _sheet_xml(self, data: bytes, style_map: dict[int, int]) -> bytes:
+    def _sheet_xml(self, data: bytes, style_map: dict[int, int], tail: Tail | None) -> bytes:
         text = data.decode("utf-8")
         text = STYLE_ATTR.sub(lambda m: f"{m.group(1)}{style_map.get(int(m.group(2)), 0)}{m.group(3)}", text)
         text = COL_STYLE.sub(lambda m: f"{m.group(1)}{style_map.get(int(m.group(2)), 0)}{m.group(3)}", text)
@@ -322,7 +336,14 @@ class _Plan:
         # one selected tab: a second one would group the sheets, and edits would go to both
         head_end = text.find("<sheetData")
         head = re.sub(r'\s+tabSelected="(?:1|true)"', "", text[:head_end])
-        return (head + text[head_end:]).encode("utf-8")
+        text = head + text[head_end:]
+        if tail is not None:
+            end = text.rfind("</sheetData>")
+            if end < 0:  # an empty <sheetData/>
+                text = text.replace("<sheetData/>", "<sheetData></sheetData>", 1)
+                end = text.rfind("</sheetData>")
+            text = "".join([text[:end], *tail(text), text[end:]])
+        return text.encode("utf-8")
 
     def _table_ids_and_names(self) -> tuple[dict[str, int], dict[str, str]]:
         """New ids and names for the result tables, unique against the source's kept tables."""
@@ -639,7 +660,7 @@ class _Plan:
         if progress:
             progress("writing the result sheets")
         for name, data in self.new_parts.items():
-            out.writestr(name, data)
+            out.writestr(name, data, compresslevel=1 if len(data) > FAST_LEVEL_BYTES else None)
         self.report.copied_parts = copied
         self.report.dropped_parts = sorted(self.dropped)
 
