@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import warnings
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -138,7 +139,9 @@ def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_
             table._initialise_columns()  # write-only mode leaves the column names to the caller
             for column, title in zip(table.tableColumns, block.header, strict=True):
                 column.name = str(title)
-            ws.add_table(table)
+            with warnings.catch_warnings():  # openpyxl warns on every write-only table, columns set or not
+                warnings.filterwarnings("ignore", "In write-only mode you must add table columns manually")
+                ws.add_table(table)
     last = max([1, 2 if spec.notes else 1] + [b.last_row for b in spec.blocks])
     by_row = _block_rows(spec.blocks, streamed)
     if streamed is not None:

@@ -11,11 +11,19 @@ hide the other's.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
+import tempfile
+import warnings
+import time
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
+from rich.console import Console
+from rich.table import Table
 
 from dmplan.addin.tables import column_letter
 from dmplan.solver.coupon.book import book_csv, book_problem, scored_customers
@@ -39,7 +47,9 @@ def _table(wb: Workbook, name: str, header: list[str], rows: list[list[object]])
     table._initialise_columns()  # write-only mode leaves the column names to the caller
     for column, title in zip(table.tableColumns, header, strict=True):
         column.name = title
-    ws.add_table(table)
+    with warnings.catch_warnings():  # openpyxl warns on every write-only table, columns set or not
+        warnings.filterwarnings("ignore", "In write-only mode you must add table columns manually")
+        ws.add_table(table)
 
 
 def large_workbook(path: Path, size: int, seed: int = 1) -> Path:
@@ -80,3 +90,104 @@ def large_workbook(path: Path, size: int, seed: int = 1) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="customers in the Customers table")
+    parser.add_argument(
+        "--keep", help="folder to keep the generated and solved workbooks in (default: a temporary one)"
+    )
+
+
+def _phases(path_kind: str, book: Path, out: Path, queue: Any) -> None:
+    """One path in a child process: seconds and peak resident memory after each phase."""
+    from dmplan.addin import coupon_io, workbook
+    from dmplan.addin.ooxml import form_buttons
+    from dmplan.addin.package_io import PackageSource, write_results
+    from dmplan.addin.xlsx_read import Package
+
+    marks: list[tuple[str, float, float]] = []
+    start = time.perf_counter()
+
+    def mark(phase: str) -> None:
+        nonlocal start
+        now = time.perf_counter()
+        marks.append((phase, now - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        start = now
+
+    if path_kind == "openpyxl":
+        values = workbook.load(book, data_only=True)
+        data = coupon_io.read_input(workbook.FileSource(values))
+        mark("read")
+        outcome = coupon_io.run_model(data)
+        specs = coupon_io.sheets(outcome)
+        mark("solve")
+        full = workbook.load(book, data_only=False)
+        workbook.write_sheets(full, specs)
+        workbook.save_atomically(full, out, buttons=form_buttons(book))
+        mark("write")
+    else:
+        with Package(book) as package:
+            data = coupon_io.read_input(PackageSource(package))
+        mark("read")
+        outcome = coupon_io.run_model(data)
+        specs = coupon_io.sheets(outcome)
+        mark("solve")
+        write_results(book, specs, out)
+        mark("write")
+    c = outcome.customers
+    assert c is not None and c.assignment is not None
+    cert = c.certificate
+    queue.put((marks, cert.status.value, cert.objective, cert.bound, cert.gap, c.assignment.tobytes()))
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(width=max(160, Console().width))
+    with tempfile.TemporaryDirectory(prefix="dmplan-bench-") as scratch:
+        folder = Path(args.keep or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        book = folder / f"customers_{args.rows}.xlsx"
+        started = time.perf_counter()
+        large_workbook(book, args.rows)
+        console.print(
+            f"{book.name}: {args.rows:,} customers, {book.stat().st_size / 1e6:.1f} MB, "
+            f"written in {time.perf_counter() - started:.1f} s"
+        )
+        table = Table(title=f"dmplan solve on a {args.rows:,}-row Customers table: read, solve, write (one run)")
+        for col in (
+            "path",
+            "read s",
+            "solve s",
+            "write s",
+            "total s",
+            "peak MB",
+            "status",
+            "objective",
+            "proven bound",
+            "gap",
+            "same plan",
+        ):
+            table.add_column(col, justify="right")
+        context = multiprocessing.get_context("fork")
+        reference = None
+        for kind in ("openpyxl", "package"):
+            queue = context.Queue()
+            child = context.Process(target=_phases, args=(kind, book, folder / f"solved_{kind}.xlsx", queue))
+            child.start()
+            marks, status, objective, bound, gap, plan = queue.get()
+            child.join()
+            reference = plan if reference is None else reference
+            seconds = {phase: s for phase, s, _ in marks}
+            table.add_row(
+                kind,
+                *(f"{seconds[p]:.2f}" for p in ("read", "solve", "write")),
+                f"{sum(seconds.values()):.2f}",
+                f"{max(m for _, _, m in marks):,.0f}",
+                status,
+                f"{objective:,.4f}",
+                f"{bound:,.4f}",
+                f"{gap:.2e}",
+                "yes" if plan == reference else "NO",
+            )
+        console.print(table)
+        console.print(
+            "read: workbook to validated input; solve: segment LP, sweep and customer plan; write: result "
+            "sheets and mailing list into the file. Peak MB: the child process's peak resident memory."
+        )
+    return 0
