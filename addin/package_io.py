@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-import warnings
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any

@@ -14,8 +14,8 @@ import argparse
 import multiprocessing
 import resource
 import tempfile
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
