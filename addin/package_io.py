@@ -81,15 +81,13 @@ class PackageSource:
             return Table.from_grid(
                 name, found.sheet, region.grid, region.first_row, region.first_col, found.display_name
             )
-        for sheet in self.package.sheets:
-            if normalize(sheet.name) == wanted:
-                self.say(f"reading sheet {sheet.name}")
-                region = self.package.read(
-                    sheet.name, progress=lambda n, t=sheet.name: self.say(f"reading {t}: {n:,} rows")
-                )
-                self.regions[name] = region
-                return Table.from_grid(name, sheet.name, region.grid)
-        return None
+        sheet = next((s.name for s in self.package.sheets if normalize(s.name) == wanted), None)
+        if sheet is None:
+            return None
+        self.say(f"reading sheet {sheet}")
+        region = self.package.read(sheet, progress=lambda n: self.say(f"reading {sheet}: {n:,} rows"))
+        self.regions[name] = region
+        return Table.from_grid(name, sheet, region.grid)
 
     def sheet_names(self) -> list[str]:
         return self.package.sheet_names

@@ -77,7 +77,7 @@ def large_workbook(path: Path, size: int, seed: int = 1) -> Path:
     _table(
         wb, "Mailings", ["mailing", "label", "coupon_value", "cost_per_piece", "min_share"], [list(m) for m in MAILINGS]
     )
-    settings = [
+    settings: list[list[object]] = [
         ["budget", float(problem.budget), ""],
         ["baseline_mailing", "dm1", ""],
         ["pareto_points", 20, ""],
