@@ -296,6 +296,11 @@ class _Plan:
             rename[part] = new
             used.add(new)
         self.sheet_parts = {name: rename[part] for name, part in self.result_sheets}
+        for part in tree:
+            if part.startswith("xl/worksheets/") and b"dxfId=" in res.read(part):
+                raise GraftError(  # differential formats (dxfs) are not merged: refuse rather than restyle
+                    "a result sheet uses conditional formats; write it with the openpyxl path."
+                )
         style_map = self._merge_styles()
         table_ids, table_names = self._table_ids_and_names()
         self.report = GraftReport([])

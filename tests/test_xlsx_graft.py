@@ -281,3 +281,42 @@ def test_libreoffice_opens_the_grafted_book_recalculates_and_draws_the_charts(co
     for page in pages:  # the chart sits at the right of the table
         image = np.asarray(Image.open(page).convert("L"), dtype=float)
         assert image[:, image.shape[1] // 2 :].std() > 10, f"{page.name}: the chart area is blank"
+
+
+APP_XML = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" '
+    'xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><Application>Microsoft Excel'
+    '</Application><HeadingPairs><vt:vector size="4" baseType="variant"><vt:variant><vt:lpstr>Worksheets'
+    "</vt:lpstr></vt:variant><vt:variant><vt:i4>{n}</vt:i4></vt:variant><vt:variant><vt:lpstr>Named Ranges"
+    "</vt:lpstr></vt:variant><vt:variant><vt:i4>1</vt:i4></vt:variant></vt:vector></HeadingPairs>"
+    '<TitlesOfParts><vt:vector size="{size}" baseType="lpstr">{titles}<vt:lpstr>budget</vt:lpstr></vt:vector>'
+    "</TitlesOfParts></Properties>"
+)
+
+
+def test_app_xml_lists_the_new_tab_order_as_excel_writes_it(coupon, tmp_path):
+    book = tmp_path / "excel.xlsx"
+    shutil.copy(coupon, book)
+    solve_package(book)
+    parts = read_parts(book)
+    names = [name for name, _ in sheet_parts(parts)]
+    titles = "".join(f"<vt:lpstr>{n}</vt:lpstr>" for n in names)
+    parts["docProps/app.xml"] = APP_XML.format(n=len(names), size=len(names) + 1, titles=titles).encode()
+    write_parts(book, parts)
+    wb = openpyxl.load_workbook(book)
+    del wb["DM Pareto"]  # a user deleted one result sheet: the rerun adds it at the end
+    wb.save(book)
+    parts = read_parts(book)
+    names = [name for name, _ in sheet_parts(parts)]
+    parts["docProps/app.xml"] = APP_XML.format(
+        n=len(names), size=len(names) + 1, titles="".join(f"<vt:lpstr>{n}</vt:lpstr>" for n in names)
+    ).encode()
+    write_parts(book, parts)
+    solve_package(book)
+    app = read_parts(book)["docProps/app.xml"].decode()
+    listed = re.findall(r"<vt:lpstr>([^<]+)</vt:lpstr>", app)
+    final = [name for name, _ in sheet_parts(read_parts(book))]
+    assert listed == ["Worksheets", "Named Ranges", *final, "budget"]
+    assert f"<vt:i4>{len(final)}</vt:i4>" in app and f'size="{len(final) + 1}"' in app
+    assert final[-1] == "DM Pareto"
