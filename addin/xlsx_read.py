@@ -9,9 +9,10 @@ values typed as openpyxl returns them with ``data_only=True``:
   style is a date or time format as ``datetime`` / ``time`` / ``timedelta`` (openpyxl's own
   ``from_excel`` and format classification, with the workbook's 1900/1904 epoch);
 - shared, inline and formula strings as ``str``; booleans as ``bool``;
-- error values (``#N/A``, ``#DIV/0!`` ...) as :class:`CellError`, a ``str`` equal to the text
-  openpyxl returns, so they stay recognisable as errors;
-- a formula without a cached value as ``None``, with its cell listed in
+- error values (``#N/A``, ``#DIV/0!`` ...) as :class:`dmplan.addin.cells.ExcelError`, a ``str``
+  equal to the text openpyxl returns, so they stay recognisable as errors;
+- a formula without a cached value as ``None``, with its cell and formula text (``=A2*2``, a
+  shared formula translated to the cell, as openpyxl gives it) in
   :attr:`Region.formulas_without_value`.
 
 It also gives what a table reader needs to report rows as the user sees them: hidden rows,
@@ -31,9 +32,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lxml import etree
+from openpyxl.formula.translate import Translator
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel, from_ISO8601
 from python_calamine import CalamineWorkbook
+
+from dmplan.addin.cells import ExcelError
 
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 DOC_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -42,17 +46,12 @@ TABLE_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships
 ROW, CELL, VALUE, FORMULA, INLINE = (MAIN + t for t in ("row", "c", "v", "f", "is"))
 MERGE_REF = re.compile(r"<(?:\w+:)?mergeCell\b[^>]*?\bref\s*=\s*[\"']([^\"']+)[\"']")
 REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
+FAST_MIN_ROWS = 2_000  #: a bounded read of fewer rows is parsed by lxml up to its last row only
 FAST_MIN_BYTES = 4 << 20  #: sheets smaller than this (uncompressed XML) are read by the exact lxml path
 #: markers of what calamine does not return as openpyxl does: error cells, formulas (a cached
 #: value may be missing), ISO dates stored as text, XML constructs a text scan cannot see past
 FAST_EXCLUDED = ('t="e"', "t='e'", "<f>", "<f ", "<f/>", ":f>", ":f ", 't="d"', "t='d'", "<![CDATA[", "<!--")
 ProgressRows = Callable[[int], None]  #: called with the number of rows read so far
-
-
-class CellError(str):
-    """An Excel error value (``#N/A``, ``#DIV/0!`` ...): equal to its text, as openpyxl returns it."""
-
-    __slots__ = ()
 
 
 class PackageError(ValueError):
@@ -133,7 +132,7 @@ class Region:
     grid: list[list[Any]]
     hidden_rows: set[int] = field(default_factory=set)
     merged: list[str] = field(default_factory=list)  #: merged ranges of the sheet touching the region
-    formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
+    formulas_without_value: dict[tuple[int, int], str] = field(default_factory=dict)  #: (row, col) -> "=..."
 
     @property
     def last_row(self) -> int:
@@ -295,20 +294,24 @@ class Package:
         """
         info = self.sheet(sheet)
         r0, c0, r1, c1 = bounds or (1, 1, 1 << 21, 1 << 15)
-        fast = self._fast_grid(info)
+        fast = None if bounds is not None and r1 - r0 < FAST_MIN_ROWS else self._fast_grid(info)
         if fast is not None:
             return self._fast_region(info, fast[0], fast[1], bounds, progress)
         cells: dict[int, dict[int, Any]] = {}
         hidden: set[int] = set()
-        missing: set[tuple[int, int]] = set()
+        missing: dict[tuple[int, int], str] = {}
         last_row = last_col = 0
-        for row, values, is_hidden, formulas in self._rows(info, progress):
-            if row < r0 or row > r1:
+        rows = self._rows(info, progress)
+        for row, values, is_hidden, formulas in rows:
+            if row > r1:
+                rows.close()  # rows come in order: the rest of the sheet is not parsed
+                break
+            if row < r0:
                 continue
             if is_hidden:
                 hidden.add(row)
             kept = {c: v for c, v in values.items() if c0 <= c <= c1}
-            missing.update((row, c) for c in formulas if c0 <= c <= c1)
+            missing.update(((row, c), f) for c, f in formulas.items() if c0 <= c <= c1)
             if kept:
                 cells[row] = kept
                 filled = [c for c, v in kept.items() if v is not None]
@@ -362,7 +365,7 @@ class Package:
         if progress is not None:
             progress(len(out))
         merged = [m for m in self._merged(info) if _overlaps(range_bounds(m), bounds)]
-        return Region(info.name, r0, c0, out, {r for r in hidden if r0 <= r <= r1}, merged, set())
+        return Region(info.name, r0, c0, out, {r for r in hidden if r0 <= r <= r1}, merged, {})
 
     def _fast_grid(self, info: SheetInfo) -> tuple[list[list[Any]], set[int]] | None:
         """Rows of a large sheet read by calamine (Rust), when its values equal openpyxl's.
@@ -394,12 +397,13 @@ class Package:
 
     def _rows(
         self, info: SheetInfo, progress: ProgressRows | None
-    ) -> Iterator[tuple[int, dict[int, Any], bool, list[int]]]:
-        """(row, {column: value}, hidden, columns with a formula but no cached value) per ``<row>``."""
+    ) -> Iterator[tuple[int, dict[int, Any], bool, dict[int, str]]]:
+        """(row, {column: value}, hidden, {column: formula} of formulas without a cached value) per ``<row>``."""
         strings = self.shared_strings
         dates, durations = self._styles
         epoch = self.epoch
         columns: dict[str, int] = {}
+        shared: dict[str, tuple[str, str]] = {}  # shared formula id -> (formula, its anchor cell)
         row_no = 0
         count = 0
         with self.zip.open(info.part) as handle:
@@ -407,7 +411,7 @@ class Package:
                 r = row.get("r")
                 row_no = int(float(r)) if r is not None else row_no + 1
                 values: dict[int, Any] = {}
-                formulas: list[int] = []
+                formulas: dict[int, str] = {}
                 col_no = 0
                 for cell in row.iterchildren(CELL):
                     ref = cell.get("r")
@@ -418,6 +422,9 @@ class Package:
                         col_no = columns.get(letters) or columns.setdefault(letters, column_index(letters))
                     kind = cell.get("t", "n")
                     value: Any = None
+                    formula = cell.find(FORMULA)
+                    if formula is not None and formula.get("t") == "shared" and formula.text:
+                        shared[formula.get("si", "")] = (formula.text, ref or "A1")
                     if kind == "inlineStr":
                         inline = cell.find(INLINE)
                         value = _text_content(inline) if inline is not None else None
@@ -425,8 +432,8 @@ class Package:
                         text = cell.findtext(VALUE) or None
                         if text is not None:
                             value = _typed(text, kind, cell.get("s"), strings, dates, durations, epoch)
-                        elif cell.find(FORMULA) is not None:
-                            formulas.append(col_no)
+                        elif formula is not None:
+                            formulas[col_no] = _formula_text(formula, ref, shared)
                     values[col_no] = value
                 yield row_no, values, row.get("hidden") in ("1", "true"), formulas
                 row.clear()
@@ -454,6 +461,17 @@ def _from_calamine(value: Any) -> Any:
     return value
 
 
+def _formula_text(formula: Any, ref: str | None, shared: dict[str, tuple[str, str]]) -> str:
+    """The formula of a cell as openpyxl (data_only=False) gives it: a shared formula's dependent
+    cell gets the anchor's formula translated to its own position."""
+    if formula.text:
+        return "=" + formula.text
+    anchor = shared.get(formula.get("si", ""))
+    if anchor is None or ref is None:
+        return "="
+    return Translator("=" + anchor[0], origin=anchor[1]).translate_formula(ref)
+
+
 def _typed(
     text: str, kind: str, style: str | None, strings: list[str], dates: set[int], durations: set[int], epoch: Any
 ) -> Any:
@@ -464,14 +482,14 @@ def _typed(
             try:
                 return from_excel(number, epoch, timedelta=int(style) in durations)
             except (OverflowError, ValueError):
-                return CellError("#VALUE!")  # openpyxl warns and treats the cell as an error
+                return ExcelError("#VALUE!")  # openpyxl warns and treats the cell as an error
         return number
     if kind == "s":
         return strings[int(text)]
     if kind == "b":
         return bool(int(text))
     if kind == "e":
-        return CellError(text)
+        return ExcelError(text)
     if kind == "d":
         return from_ISO8601(text)
     return text  # "str": a formula's cached text

@@ -10,8 +10,9 @@ import openpyxl
 import pytest
 
 from dmplan.addin import xlsx_read
+from dmplan.addin.cells import ExcelError
 from dmplan.addin.templates import write_template
-from dmplan.addin.xlsx_read import CellError, Package, range_bounds
+from dmplan.addin.xlsx_read import Package, range_bounds
 from tests.xlsx_books import messy_book, plain_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def path_kind(request, monkeypatch) -> str:
     """Run each test on the lxml path and with every sheet small enough for calamine forced
     through the fast path (where the sheet qualifies for it)."""
     monkeypatch.setattr(xlsx_read, "FAST_MIN_BYTES", 1 << 40 if request.param == "exact" else 0)
+    monkeypatch.setattr(xlsx_read, "FAST_MIN_ROWS", 0)
     return request.param
 
 
@@ -62,7 +64,7 @@ def same(ours: object, theirs: object, kind: str) -> bool:
         return False
     if kind == "fast" and isinstance(ours, int | float) and isinstance(theirs, int | float):
         return (not isinstance(ours, bool) and not isinstance(theirs, bool)) or type(ours) is type(theirs)
-    return type(ours) is type(theirs) or (isinstance(ours, CellError) and type(theirs) is str)
+    return type(ours) is type(theirs) or (isinstance(ours, ExcelError) and type(theirs) is str)
 
 
 def assert_grid(ours: list[list], theirs: list[list], kind: str, where: str) -> None:
@@ -93,10 +95,10 @@ def test_error_cells_stay_recognisable(books, path_kind):
         grid = package.read("Other").grid
         crafted = package.read("Crafted").grid
         segments = package.read("Segments").grid
-    assert isinstance(grid[4][1], CellError) and grid[4][1] == "#DIV/0!"
-    assert isinstance(crafted[5][1], CellError)
-    assert isinstance(segments[4][1], CellError) and segments[4][1] == "#N/A"
-    assert not isinstance(grid[4][0], CellError)
+    assert isinstance(grid[4][1], ExcelError) and grid[4][1] == "#DIV/0!"
+    assert isinstance(crafted[5][1], ExcelError)
+    assert isinstance(segments[4][1], ExcelError) and segments[4][1] == "#N/A"
+    assert not isinstance(grid[4][0], ExcelError)
 
 
 def test_tables_hidden_rows_merges_and_formulas_match_openpyxl(books, path_kind):
@@ -124,7 +126,7 @@ def test_tables_hidden_rows_merges_and_formulas_match_openpyxl(books, path_kind)
                 if path_kind == "exact":
                     f_ws = formulas[ws.title]
                     expected_missing = {
-                        (c.row, c.column)
+                        (c.row, c.column): str(getattr(c.value, "text", None) or c.value)
                         for row in f_ws.iter_rows()
                         for c in row
                         if c.data_type == "f" and ws.cell(c.row, c.column).value is None
@@ -141,7 +143,7 @@ def test_totals_row_blank_rows_and_offset_tables(books):
     assert seg.totals_row_count == 1 and region.last_row == 6  # the totals row (7) is not data
     assert [r[0] for r in region.grid] == ["segment", "a", None, "b", "c", "  d "]
     assert region.hidden_rows == {4}
-    assert region.formulas_without_value == {(6, 3)}
+    assert region.formulas_without_value == {(6, 3): "=B2*2"}
     assert (offset.first_row, offset.first_col, offset.grid) == (30, 3, [["k", "v"], ["x", 1.5]])
     assert whole.grid[11][0] == "after a gap"  # reading does not stop at blank rows
     assert whole.grid[1][3] == dt.datetime(2025, 1, 31) and whole.grid[4][3] == dt.time(12, 30)
@@ -165,10 +167,12 @@ def test_crafted_parts(books):
     with Package(books[0]) as package:
         grid = package.read("Crafted").grid
         hidden = package.read("Crafted").hidden_rows
+        uncached = package.read("Crafted").formulas_without_value
     assert grid[0] == ["id", "twice", "label"]
     assert grid[1] == [1, 2, "Tokyo"]  # the phonetic run is not part of the text
     assert grid[2] == [2.5, 5, "x2.5"] and hidden == {3}
     assert grid[3] == [3, None, "rich inline"]
+    assert uncached == {(4, 2): "=A4*2"}  # a dependent cell of a shared formula
     assert grid[5][0] == dt.datetime(2024, 2, 29, 10, 30)
     assert grid[5][2] == "  padded & <escaped> " and grid[6] == [False, 0.001, "x_x000D_y"]
 
@@ -176,6 +180,7 @@ def test_crafted_parts(books):
 def test_the_fast_path_is_taken_for_plain_large_sheets(tmp_path, monkeypatch):
     path = plain_book(tmp_path / "plain.xlsx", rows=500)
     monkeypatch.setattr(xlsx_read, "FAST_MIN_BYTES", 0)
+    monkeypatch.setattr(xlsx_read, "FAST_MIN_ROWS", 0)
     used = []
     original = Package._fast_region
     monkeypatch.setattr(Package, "_fast_region", lambda self, *a: used.append(1) or original(self, *a))
