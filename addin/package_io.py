@@ -1,6 +1,8 @@
 """The package path of a workbook file: input tables from :mod:`dmplan.addin.xlsx_read`, result
 sheets rendered by openpyxl in write-only mode into a small book and spliced into a copy of the
-input by :mod:`dmplan.addin.xlsx_graft`.
+input by :mod:`dmplan.addin.xlsx_graft`. :func:`dmplan.addin.pipeline.solve_file` uses it by
+default and falls back to the openpyxl path (:mod:`dmplan.addin.workbook`) when the package is
+one this path cannot read or graft (:class:`PackageError`, :class:`GraftError`).
 
 Against the openpyxl path (:mod:`dmplan.addin.workbook`: load every cell of the book twice, rewrite
 every part) a 200,000-row ``Customers`` workbook goes from about a minute to seconds, and every
@@ -14,31 +16,41 @@ import re
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from lxml import etree
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils.exceptions import IllegalCharacterError
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.table import Table as ExcelTable
 from openpyxl.worksheet.table import TableStyleInfo
+from python_calamine import CalamineError
 
-from dmplan.addin.sheets import Block, SheetSpec, cell_value
-from dmplan.addin.tables import Table, column_letter, normalize
+from dmplan.addin.cells import NoValue, column_letter, normalize
+from dmplan.addin.contract import WorkbookError
+from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
+from dmplan.addin.sheets import Block, SheetSpec, cell_value, resolve_refs
+from dmplan.addin.tables import Table
 from dmplan.addin.workbook import (
     BLOCK_TITLE_FONT,
     HEADER_FILL,
     HEADER_FONT,
+    MACRO_SUFFIXES,
     TITLE_FONT,
     auto_widths,
     build_chart,
+    new_file_mode,
 )
-from dmplan.addin.xlsx_graft import GraftReport, Tail, graft
-from dmplan.addin.xlsx_read import Package, Region, TableInfo
+from dmplan.addin.xlsx_graft import Tail, graft
+from dmplan.addin.xlsx_read import Package, PackageError, Region, range_bounds
 from dmplan.solver.common import Progress, ProgressCallback
 
 Say = Callable[[str], None]
@@ -55,46 +67,117 @@ def _say(progress: ProgressCallback | None, start: float) -> Say:
 
 
 class PackageSource:
-    """The contract's tables read from a package (a TableSource): an Excel table of that name,
-    else a sheet of that name with its header in row 1. Each table is read once."""
+    """The contract's tables read from a package, as :class:`dmplan.addin.workbook.FileSource` reads
+    them from openpyxl: an Excel table of that name (its ref minus its totals row), else a sheet of
+    that name from A1; error cells as :class:`ExcelError`, formulas without a saved value as
+    :class:`NoValue`, hidden rows and merged ranges passed on. Each table is read once."""
 
     def __init__(self, package: Package, progress: ProgressCallback | None = None) -> None:
         self.package = package
         self.say = _say(progress, time.perf_counter())
         self._cache: dict[str, Table | None] = {}
-        self.regions: dict[str, Region] = {}  #: contract name -> what was read (hidden rows, merges ...)
 
     def table(self, name: str) -> Table | None:
-        wanted = normalize(name)
-        if wanted not in self._cache:
-            self._cache[wanted] = self._read(name, wanted)
-        return self._cache[wanted]
-
-    def _read(self, name: str, wanted: str) -> Table | None:
-        found: TableInfo | None = next(
-            (t for t in self.package.tables if wanted in (normalize(t.name), normalize(t.display_name))), None
-        )
-        if found is not None:
-            self.say(f"reading table {found.display_name} ({found.ref} on sheet {found.sheet})")
-            region = self.package.read_table(found, lambda n: self.say(f"reading {found.display_name}: {n:,} rows"))
-            self.regions[name] = region
-            return Table.from_grid(
-                name, found.sheet, region.grid, region.first_row, region.first_col, found.display_name
-            )
-        sheet = next((s.name for s in self.package.sheets if normalize(s.name) == wanted), None)
-        if sheet is None:
-            return None
-        self.say(f"reading sheet {sheet}")
-        region = self.package.read(sheet, progress=lambda n: self.say(f"reading {sheet}: {n:,} rows"))
-        self.regions[name] = region
-        return Table.from_grid(name, sheet, region.grid)
+        key = normalize(name)
+        if key not in self._cache:
+            self._cache[key] = self._read(name, key)
+        return self._cache[key]
 
     def sheet_names(self) -> list[str]:
         return self.package.sheet_names
 
+    def read_tables(self) -> list[Table]:
+        return [t for t in self._cache.values() if t is not None]
+
+    def _read(self, name: str, wanted: str) -> Table | None:
+        found = next((t for t in self.package.tables if normalize(t.name) == wanted), None)
+        if found is not None:
+            if found.header_row_count == 0:
+                raise WorkbookError(
+                    f"sheet {found.sheet!r}, table {found.name}: the table has no header row.",
+                    fix="Turn on its Header Row (Table Design > Header Row) and name the columns.",
+                )
+            self.say(f"reading table {found.name} ({found.ref} on sheet {found.sheet})")
+            with self._damaged():
+                region = self.package.read_table(found, lambda n: self.say(f"reading {found.name}: {n:,} rows"))
+            return self._table(name, region, found.name)
+        sheet = next((s.name for s in self.package.sheets if normalize(s.name) == wanted), None)
+        if sheet is None:
+            return None
+        self.say(f"reading sheet {sheet}")
+        with self._damaged():
+            region = self.package.read(sheet, progress=lambda n: self.say(f"reading {sheet}: {n:,} rows"))
+        return self._table(name, region, None)
+
+    @contextmanager
+    def _damaged(self) -> Iterator[None]:
+        """A sheet part that does not parse is a damaged workbook (as openpyxl's load reports it)."""
+        try:
+            yield
+        except (etree.XMLSyntaxError, zipfile.BadZipFile, KeyError, ValueError, CalamineError) as exc:
+            raise WorkbookError(
+                f"{self.package.path.name} is damaged and cannot be opened as a workbook "
+                f"({type(exc).__name__}: {exc}).",
+                fix="Open it in Excel (which offers to repair it), save it, and run again.",
+            ) from None
+
+    def _table(self, name: str, region: Region, excel_table: str | None) -> Table:
+        grid = region.grid
+        if region.formulas_without_value:
+            grid = [list(row) for row in grid]
+            for (r, c), formula in region.formulas_without_value.items():
+                grid[r - region.first_row][c - region.first_col] = NoValue(formula)
+        hidden = [r for r in sorted(region.hidden_rows) if region.first_row < r <= region.last_row]
+        with self._damaged():
+            merged = [range_bounds(m) for m in self.package.merged(region.sheet)]
+        return Table.from_grid(
+            name,
+            region.sheet,
+            grid,
+            region.first_row,
+            region.first_col,
+            excel_table,
+            hidden_rows=hidden,
+            merged=merged,
+        )
+
+
+def existing_sheets(package: Package) -> list[ExistingSheet]:
+    """Every sheet with its position, its result marker (if any) and its title cell A1, as
+    :func:`dmplan.addin.workbook.existing_sheets`; A1 is read only where no marker says what the sheet is."""
+    markers = {
+        d.local_sheet_id: parse_marker(d.value)
+        for d in package.defined_names
+        if d.local_sheet_id is not None and d.name == MARKER
+    }
+    out = []
+    for info in package.sheets:
+        marker = markers.get(info.index)
+        title = None
+        if marker is None and info.part:
+            first = package.read(info.name, (1, 1, 1, 1)).grid[0][0]
+            title = first if isinstance(first, str) else None
+        out.append(ExistingSheet(info.index, info.name, marker, title))
+    return out
+
+
+def taken_names(package: Package) -> list[str]:
+    """Table names and defined names: a new table may not take one (as :func:`dmplan.addin.workbook.taken_names`)."""
+    names = [t.name for t in package.tables]
+    names += [d.name for d in package.defined_names if d.local_sheet_id is None]
+    names += [d.name for d in package.defined_names if d.local_sheet_id is not None and d.name != MARKER]
+    return names
+
 
 # ------------------------------------------------------------------------- writing
-def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_ROWS) -> Tail | None:
+def render_streamed(
+    wb: Workbook,
+    spec: SheetSpec,
+    name: str | None = None,
+    tables: dict[str, str] | None = None,
+    sheets: dict[str, str] | None = None,
+    stream_min: int = STREAM_MIN_ROWS,
+) -> Tail | None:
     """Render ``spec`` into a new write-only sheet of ``wb``: the cells, formats, tables,
     widths, page setup and charts of :func:`dmplan.addin.workbook.render_sheet`, rows in order.
 
@@ -102,8 +185,10 @@ def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_
     openpyxl up to its first data row only; the returned :data:`Tail` writes the other rows as
     XML for :func:`dmplan.addin.xlsx_graft.graft` (openpyxl's cell objects take ~20 s for the
     million cells of a 200,000-customer mailing list, the tail ~1 s). None when nothing streams.
+    ``name``, ``tables`` and ``sheets`` are the placement's as in :func:`dmplan.addin.workbook.render_sheet`.
     """
-    ws = wb.create_sheet(spec.name)
+    ws = wb.create_sheet(name or spec.name)
+    tables, sheets = tables or {}, sheets or {}
     streamed = _streamable(spec, stream_min)
     for col, width in {**auto_widths(spec), **spec.column_widths}.items():
         ws.column_dimensions[column_letter(col)].width = width
@@ -132,7 +217,7 @@ def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_
         for j, header in enumerate(block.header):
             put(block.header_row, block.left + j, header, HEADER_FONT, fill=HEADER_FILL, alignment=CENTER)
         if block.table_name and block.rows:
-            table = ExcelTable(displayName=block.table_name, ref=block.ref)
+            table = ExcelTable(displayName=tables.get(block.table_name, block.table_name), ref=block.ref)
             table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
             table._initialise_columns()  # write-only mode leaves the column names to the caller
             for column, title in zip(table.tableColumns, block.header, strict=True):
@@ -148,13 +233,14 @@ def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_
         cells: dict[int, Any] = dict(fixed.get(r, {}))
         for block, i in by_row.get(r, ()):
             for j, value in enumerate(block.rows[i]):
+                value = cell_value(resolve_refs(value, sheets))
                 fmt = block.format_of(i, block.header[j])
                 if fmt:
-                    cell = WriteOnlyCell(ws, value=cell_value(value))
+                    cell = WriteOnlyCell(ws, value=value)
                     cell.number_format = fmt
                     cells[block.left + j] = cell
                 else:
-                    cells[block.left + j] = cell_value(value)
+                    cells[block.left + j] = value
         if cells:
             width = max(cells)
             ws.append([cells.get(c) for c in range(1, width + 1)])
@@ -162,7 +248,7 @@ def render_streamed(wb: Workbook, spec: SheetSpec, stream_min: int = STREAM_MIN_
             ws.append([])
     for chart in spec.charts:
         ws.add_chart(build_chart(ws, chart), chart.anchor)
-    return None if streamed is None else _tail(streamed)
+    return None if streamed is None else _tail(streamed, sheets)
 
 
 def _streamable(spec: SheetSpec, stream_min: int) -> Block | None:
@@ -192,7 +278,7 @@ def _block_rows(blocks: Sequence[Block], streamed: Block | None) -> dict[int, li
     return out
 
 
-def _tail(block: Block) -> Tail:
+def _tail(block: Block, sheets: dict[str, str]) -> Tail:
     """The rows after the first of ``block`` as sheet XML, each column styled like the first row
     (the style indices are read from that row, so they are the merged book's)."""
 
@@ -206,7 +292,7 @@ def _tail(block: Block) -> Tail:
             r = first + i
             cells = []
             for letter, attr, raw in zip(letters, attrs, block.rows[i], strict=False):
-                value = cell_value(raw)
+                value = cell_value(resolve_refs(raw, sheets))
                 if value is None:
                     continue
                 ref = f"{letter}{r}"
@@ -231,60 +317,47 @@ def _tail(block: Block) -> Tail:
     return rows
 
 
-def write_results(
-    source: Path,
-    specs: Sequence[SheetSpec],
-    target: Path,
-    remove: Sequence[str] = (),
-    progress: ProgressCallback | None = None,
-) -> GraftReport:
-    """Write the result sheets ``specs`` into a copy of ``source`` at ``target``.
-
-    ``remove`` names the source's earlier result sheets; a result sheet takes the tab of the
-    removed sheet of the same name (case-insensitive), the others go last.
+def write_plan(source: Path, plan: WritePlan, target: Path, progress: ProgressCallback | None = None) -> list[str]:
+    """Carry out ``plan`` (from :func:`dmplan.addin.pipeline.write_plan`) on a copy of ``source``
+    written to ``target``: the earlier result sheets removed, the new ones in their places, each
+    with its marker. Returns the warnings for the user. Raises :class:`GraftError` when the
+    package cannot take the result sheets (the caller then writes with openpyxl).
     """
     say = _say(progress, time.perf_counter())
     wb = Workbook(write_only=True)
     tails = {}
-    for spec in specs:
-        say(f"writing {spec.name}")
-        tail = render_streamed(wb, spec)
+    names = plan.names
+    for placement in plan.placements:
+        say(f"writing {placement.name}")
+        roles = {role: name for (model, role), name in names.items() if model == placement.model}
+        tail = render_streamed(wb, placement.spec, placement.name, placement.tables, roles)
+        wb._sheets[-1].defined_names[MARKER] = DefinedName(MARKER, attr_text=f'"{placement.marker}"', hidden=True)
         if tail is not None:
-            tails[spec.name] = tail
+            tails[placement.name] = tail
+    warnings = []
+    macro = target.suffix.lower() in MACRO_SUFFIXES
+    with zipfile.ZipFile(source) as zf:
+        has_vba = any(n.endswith("vbaProject.bin") for n in zf.namelist())
+    if has_vba and not macro:
+        warnings.append(f"{target.name} is an .xlsx workbook: the source's macros were not copied (save as .xlsm).")
+    mode = target.stat().st_mode & 0o777 if target.exists() else new_file_mode()
     with tempfile.TemporaryDirectory(prefix="dmplan-results-") as folder:
         results = Path(folder) / "results.xlsx"
         say("saving the result sheets")
         wb.save(results)
-        by_name = {normalize(n): n for n in remove}
-        replaces = {s.name: by_name[normalize(s.name)] for s in specs if normalize(s.name) in by_name}
-        return graft(source, results, target, remove=remove, replaces=replaces, progress=say, tails=tails)
+        replaces = {p.name: p.replaces for p in plan.placements if p.replaces is not None}
+        try:
+            graft(source, results, target, list(plan.remove), replaces, progress=say, tails=tails, mode=mode)
+        except OSError as exc:
+            raise WorkbookError(
+                f"cannot write {target.name} ({exc.strerror or exc}).", fix="Check the folder and free disk space."
+            ) from None
+    return warnings
 
 
-def solve_package(path: Path, out: Path | None = None, options: Any = None) -> list[Any]:
-    """:func:`dmplan.addin.run.solve_file` on the package path: read with :class:`PackageSource`,
-    solve, write the result sheets with :func:`write_results` (to ``out`` or ``path`` itself).
-
-    Earlier result sheets are found by name (as the openpyxl path does today); a result sheet
-    that would replace an input sheet is refused before anything is written.
-    """
-    from dmplan.addin.run import RunOptions, models_present, solve_source
-    from dmplan.addin.workbook import WorkbookError, check_file
-
-    options = options or RunOptions()
-    check_file(path)
-    with Package(path) as package:
-        source = PackageSource(package, options.progress)
-        runs = solve_source(source, options)
-        inputs = {t for a in models_present(source) for t in a.input_tables} | {"Settings", "Customers", "Rules"}
-        protected = {normalize(t.sheet) for name in inputs if (t := source.table(name)) is not None}
-        specs = [s for run in runs for s in run.sheets]
-        for spec in specs:
-            if normalize(spec.name) in protected:
-                raise WorkbookError(
-                    f"result sheet {spec.name!r} would replace an input sheet.",
-                    fix="Rename your input sheet; DMPlan writes its results to sheets of that name.",
-                )
-        wanted = {normalize(s.name) for s in specs}
-        remove = [n for n in package.sheet_names if normalize(n) in wanted]
-    write_results(path, specs, out or path, remove, options.progress)
-    return runs
+def open_package(path: Path) -> Package | None:
+    """The package, or None when this reader cannot open it (the openpyxl path then reads it)."""
+    try:
+        return Package(path)
+    except (PackageError, zipfile.BadZipFile, KeyError, OSError):
+        return None

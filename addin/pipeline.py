@@ -14,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dmplan.addin import workbook
+from dmplan.addin import package_io, workbook
 from dmplan.addin.cells import display, normalize
 from dmplan.addin.contract import ModelAdapter, ModelRun, NoModelError, RunOptions, TableSource
 from dmplan.addin.models import ADAPTERS, COMMON_SETTINGS
 from dmplan.addin.results import ExistingSheet, WritePlan, plan_writes
 from dmplan.addin.tables import Settings
+from dmplan.addin.xlsx_graft import GraftError
+from dmplan.addin.xlsx_read import Package
 from dmplan.solver.common import InputError
 
 
@@ -151,15 +153,27 @@ class FileRun:
     warnings: list[str]
 
 
-def solve_file(path: Path, out: Path | None = None, options: RunOptions | None = None) -> FileRun:
+def solve_file(
+    path: Path, out: Path | None = None, options: RunOptions | None = None, *, package: bool = True
+) -> FileRun:
     """Read ``path``, solve, and write the result sheets to ``out`` (default: ``path`` itself).
 
     The target is checked before anything is solved (folder, lock file, read-only file) and written
     through a temporary file renamed into place, so a failed run leaves every file untouched.
+
+    By default the package path reads and writes (:mod:`dmplan.addin.package_io`: the input tables
+    streamed from the zip, the result sheets spliced in while every input part is copied as it is);
+    the openpyxl path (:mod:`dmplan.addin.workbook`) reads a package that path cannot open, and writes
+    results it cannot graft. ``package=False`` forces the openpyxl path.
     """
     target = out or path
     workbook.check_source(path)
     workbook.check_target(target)
+    if package:
+        opened = package_io.open_package(path)
+        if opened is not None:
+            with opened:
+                return _solve_package(opened, path, target, options)
     formulas = workbook.load(path, data_only=False)
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values, formulas)
@@ -169,4 +183,22 @@ def solve_file(path: Path, out: Path | None = None, options: RunOptions | None =
     workbook.apply_plan(formulas, plan)
     report = workbook.save_atomically(formulas, target, buttons=workbook.source_buttons(path))
     warnings = list(dict.fromkeys(w for run in runs for w in run.warnings)) + report.warnings
+    return FileRun(runs, target, [p.name for p in plan.placements], warnings)
+
+
+def _solve_package(package: Package, path: Path, target: Path, options: RunOptions | None) -> FileRun:
+    """:func:`solve_file` on the package path (the files are checked already)."""
+    progress = options.progress if options is not None else None
+    source = package_io.PackageSource(package, progress)
+    runs = solve_source(source, options)
+    protected = workbook.input_sheets(source, input_table_names(models_present(source)))
+    existing, taken = package_io.existing_sheets(package), package_io.taken_names(package)
+    plan = write_plan(runs, existing, taken, protected)
+    try:
+        warnings = package_io.write_plan(path, plan, target, progress)
+    except GraftError:  # a result the graft cannot take (conditional formats): openpyxl writes the same plan
+        formulas = workbook.load(path, data_only=False)
+        workbook.apply_plan(formulas, plan)
+        warnings = workbook.save_atomically(formulas, target, buttons=workbook.source_buttons(path)).warnings
+    warnings = list(dict.fromkeys(w for run in runs for w in run.warnings)) + warnings
     return FileRun(runs, target, [p.name for p in plan.placements], warnings)

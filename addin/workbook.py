@@ -36,7 +36,7 @@ from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
 from dmplan.addin.cells import ExcelError, NoValue, column_letter, normalize
-from dmplan.addin.contract import WorkbookError
+from dmplan.addin.contract import TableSource, WorkbookError
 from dmplan.addin.ooxml import form_buttons, read_parts, restore_buttons, write_parts
 from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
 from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value, resolve_refs
@@ -453,7 +453,7 @@ def source_buttons(path: Path) -> dict[str, bytes]:
     return form_buttons(path)
 
 
-def input_sheets(source: FileSource, names: Iterable[str]) -> list[str]:
+def input_sheets(source: TableSource, names: Iterable[str]) -> list[str]:
     """Sheets that hold the named input tables: never written to."""
     sheets = []
     for name in names:

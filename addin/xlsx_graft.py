@@ -90,6 +90,7 @@ def graft(
     replaces: Mapping[str, str] | None = None,
     progress: ProgressBytes | None = None,
     tails: Mapping[str, Tail] | None = None,
+    mode: int | None = None,
 ) -> GraftReport:
     """Write ``source`` without the sheets ``remove`` and with every sheet of ``results`` to ``target``.
 
@@ -98,7 +99,8 @@ def graft(
     ``tails`` maps a result sheet name to a function that, given the sheet's XML with its
     styles already remapped, returns ``<row>`` elements to append to its ``sheetData`` (rows
     below every row the result book holds): large blocks are streamed this way instead of
-    going through openpyxl's cell objects.
+    going through openpyxl's cell objects. ``mode`` is the file mode of the target (default:
+    the existing target's, else 0o666 less the umask).
     """
     replaces = dict(replaces or {})
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(results) as res:
@@ -112,12 +114,13 @@ def graft(
                 if progress:
                     progress("copying the input parts")
                 plan.write(raw, out, progress)
-            if target.exists():
-                os.chmod(tmp, target.stat().st_mode & 0o777)
-            else:
+            if mode is None and target.exists():
+                mode = target.stat().st_mode & 0o777
+            elif mode is None:
                 umask = os.umask(0)
                 os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
+                mode = 0o666 & ~umask
+            os.chmod(tmp, mode)
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)

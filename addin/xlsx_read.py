@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -148,6 +148,7 @@ class Package:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.zip = zipfile.ZipFile(self.path)
+        self._merges: dict[str, list[str]] = {}
         try:
             self._read_workbook()
         except (KeyError, etree.XMLSyntaxError) as exc:
@@ -397,7 +398,7 @@ class Package:
 
     def _rows(
         self, info: SheetInfo, progress: ProgressRows | None
-    ) -> Iterator[tuple[int, dict[int, Any], bool, dict[int, str]]]:
+    ) -> Generator[tuple[int, dict[int, Any], bool, dict[int, str]], None, None]:
         """(row, {column: value}, hidden, {column: formula} of formulas without a cached value) per ``<row>``."""
         strings = self.shared_strings
         dates, durations = self._styles
@@ -443,10 +444,16 @@ class Package:
                 if progress is not None and count % 10_000 == 0:
                     progress(count)
 
+    def merged(self, sheet: str) -> list[str]:
+        """Merged ranges of ``sheet`` (``A1:B2``), in the order the sheet lists them."""
+        return self._merged(self.sheet(sheet))
+
     def _merged(self, info: SheetInfo) -> list[str]:
         """Merged ranges of a sheet: the ``ref`` of each ``<mergeCell>`` (a tag cannot occur
-        unescaped in cell text, so a text scan finds exactly these elements)."""
-        return MERGE_REF.findall(self._sheet_text(info))
+        unescaped in cell text, so a text scan finds exactly these elements). Scanned once per sheet."""
+        if info.part not in self._merges:
+            self._merges[info.part] = MERGE_REF.findall(self._sheet_text(info))
+        return self._merges[info.part]
 
 
 def _from_calamine(value: Any) -> Any:

@@ -96,10 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _phases(path_kind: str, book: Path, out: Path, queue: Any) -> None:
-    """One path in a child process: seconds and peak resident memory after each phase."""
-    from dmplan.addin import coupon_io, workbook
-    from dmplan.addin.ooxml import form_buttons
-    from dmplan.addin.package_io import PackageSource, write_results
+    """One path in a child process: seconds and peak resident memory after each phase.
+
+    read: the file to validated model input; solve: the model's run and its result sheets;
+    write: the result sheets into the file (the same write plan as ``dmplan solve``).
+    """
+    from dmplan.addin import coupon_model, coupon_sheets, package_io, pipeline, workbook
+    from dmplan.addin.contract import ModelRun, RunOptions
     from dmplan.addin.xlsx_read import Package
 
     marks: list[tuple[str, float, float]] = []
@@ -111,26 +114,29 @@ def _phases(path_kind: str, book: Path, out: Path, queue: Any) -> None:
         marks.append((phase, now - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
         start = now
 
+    options = RunOptions()
     if path_kind == "openpyxl":
-        values = workbook.load(book, data_only=True)
-        data = coupon_io.read_input(workbook.FileSource(values))
-        mark("read")
-        outcome = coupon_io.run_model(data)
-        specs = coupon_io.sheets(outcome)
-        mark("solve")
-        full = workbook.load(book, data_only=False)
-        workbook.write_sheets(full, specs)
-        workbook.save_atomically(full, out, buttons=form_buttons(book))
-        mark("write")
+        formulas = workbook.load(book, data_only=False)
+        source: Any = workbook.FileSource(workbook.load(book, data_only=True), formulas)
+        existing, taken = workbook.existing_sheets(formulas), workbook.taken_names(formulas)
     else:
-        with Package(book) as package:
-            data = coupon_io.read_input(PackageSource(package))
-        mark("read")
-        outcome = coupon_io.run_model(data)
-        specs = coupon_io.sheets(outcome)
-        mark("solve")
-        write_results(book, specs, out)
-        mark("write")
+        package = Package(book)
+        source = package_io.PackageSource(package)
+        existing, taken = package_io.existing_sheets(package), package_io.taken_names(package)
+    data = coupon_model.read_input(source, options)
+    mark("read")
+    outcome = coupon_model.run_model(data, options)
+    run = ModelRun("coupon", outcome.status, {}, coupon_sheets.sheets(outcome))
+    mark("solve")
+    protected = workbook.input_sheets(source, pipeline.input_table_names(pipeline.models_present(source)))
+    plan = pipeline.write_plan([run], existing, taken, protected)
+    if path_kind == "openpyxl":
+        workbook.apply_plan(formulas, plan)
+        workbook.save_atomically(formulas, out, buttons=workbook.source_buttons(book))
+    else:
+        package_io.write_plan(book, plan, out)
+        package.close()
+    mark("write")
     c = outcome.customers
     assert c is not None and c.assignment is not None
     cert = c.certificate

@@ -13,13 +13,15 @@ import openpyxl
 import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
+from dmplan.addin import package_io, pipeline
+from dmplan.addin.contract import ModelRun
 from dmplan.addin.ooxml import read_parts, sheet_parts, write_parts
-from dmplan.addin.package_io import solve_package, write_results
-from dmplan.addin.run import solve_file
+from dmplan.addin.pipeline import solve_file
 from dmplan.addin.sheets import Block, SheetSpec
 from dmplan.addin.templates import write_template
 from dmplan.addin.xlsx_graft import GraftError, graft
 from dmplan.addin.xlsx_read import Package
+from dmplan.solver.common import Status
 from tests import libreoffice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +84,8 @@ def coupon(tmp_path_factory) -> Path:
 
 def test_input_parts_are_byte_identical_and_results_equal_the_openpyxl_path(coupon, tmp_path):
     fast, slow = tmp_path / "fast.xlsx", tmp_path / "slow.xlsx"
-    solve_package(coupon, fast)
-    solve_file(coupon, slow)
+    solve_file(coupon, fast)
+    solve_file(coupon, slow, package=False)
     source, grafted = part_bytes(coupon), part_bytes(fast)
     kept = input_parts(coupon, set())
     assert kept and all(grafted[p] == source[p] for p in kept)
@@ -94,7 +96,7 @@ def test_input_parts_are_byte_identical_and_results_equal_the_openpyxl_path(coup
         assert len(v_fast) == len(v_slow)
         assert v_fast == v_slow, name
     tables = {name: ws.tables[name].ref for ws in wb.worksheets for name in ws.tables}
-    assert {"DMPlanAllocation", "DMBudgetBySegment", "DMPareto", "DMMailingList"} <= set(tables)
+    assert {"DMPlan_Allocation", "DMPlan_BudgetBySegment", "DMPlan_Pareto", "DMPlan_MailingList"} <= set(tables)
     with Package(fast) as package:
         ids = [
             int(re.search(rb'\bid="(\d+)"', grafted_part).group(1))
@@ -102,6 +104,8 @@ def test_input_parts_are_byte_identical_and_results_equal_the_openpyxl_path(coup
         ]
         assert len(ids) == len(set(ids))
         names = {d.name: d.value for d in package.defined_names if d.local_sheet_id is None}
+        markers = sorted(d.value for d in package.defined_names if d.name == "DMPlanResult")
+    assert markers == sorted(f'"coupon/{role}"' for role in ("plan", "budget", "pareto", "mailing_list"))
     assert names["budget"] == "Settings!$B$2"
     charts = [len(wb[name]._charts) for name in ("DM Budget", "DM Pareto")]
     assert charts == [1, 1]
@@ -110,12 +114,12 @@ def test_input_parts_are_byte_identical_and_results_equal_the_openpyxl_path(coup
 def test_rerun_replaces_the_results_in_place_and_drops_their_parts(coupon, tmp_path):
     book = tmp_path / "book.xlsx"
     shutil.copy(coupon, book)
-    solve_package(book)
+    solve_file(book)
     first = part_bytes(book)
     wb = openpyxl.load_workbook(book)
     wb.move_sheet("DM Budget", offset=-6)  # the user moved a result sheet to the front
     wb.save(book)
-    solve_package(book)
+    solve_file(book)
     after = openpyxl.load_workbook(book)
     assert after.sheetnames[1] == "DM Budget" and sorted(after.sheetnames) == sorted(wb.sheetnames)
     parts = part_bytes(book)
@@ -153,8 +157,8 @@ def test_a_shape_on_an_input_sheet_survives_which_openpyxl_alone_loses(coupon, t
     ).encode()
     write_parts(book, parts)
     old, new = tmp_path / "old.xlsx", tmp_path / "new.xlsx"
-    solve_file(book, old)
-    solve_package(book, new)
+    solve_file(book, old, package=False)
+    solve_file(book, new)
     assert not any(b"Keep me" in data for data in part_bytes(old).values())  # openpyxl's limitation
     grafted = part_bytes(new)
     assert grafted["xl/drawings/drawing99.xml"] == SHAPE_DRAWING.encode()
@@ -165,7 +169,7 @@ def test_macro_workbook_keeps_vba_and_button_and_xlsx_target_drops_them(tmp_path
     source = tmp_path / "dm_plan.xlsm"
     shutil.copy(ROOT / "templates" / "dm_plan.xlsm", source)
     before = part_bytes(source)
-    solve_package(source)
+    solve_file(source)
     after = part_bytes(source)
     assert after["xl/vbaProject.bin"] == before["xl/vbaProject.bin"]
     buttons = [p for p, data in before.items() if p.endswith(".vml") and b'ObjectType="Button"' in data]
@@ -173,13 +177,13 @@ def test_macro_workbook_keeps_vba_and_button_and_xlsx_target_drops_them(tmp_path
     assert b"sheet.macroEnabled.main+xml" in after["[Content_Types].xml"]
     openpyxl.load_workbook(source, keep_vba=True)
     out = tmp_path / "plain.xlsx"
-    solve_package(source, out)
+    solve_file(source, out)
     plain = part_bytes(out)
     assert "xl/vbaProject.bin" not in plain and b"vbaProject" not in plain["xl/_rels/workbook.xml.rels"]
     assert b"spreadsheetml.sheet.main+xml" in plain["[Content_Types].xml"]
     assert b"macroEnabled" not in plain["[Content_Types].xml"]
     back = tmp_path / "back.xlsm"
-    solve_package(out, back)  # .xlsx to .xlsm: the content type follows the extension
+    solve_file(out, back)  # .xlsx to .xlsm: the content type follows the extension
     assert b"sheet.macroEnabled.main+xml" in part_bytes(back)["[Content_Types].xml"]
 
 
@@ -218,12 +222,12 @@ def test_a_result_table_name_taken_by_an_input_table_is_renamed(coupon, tmp_path
 
     ws = wb["Instructions"]
     ws["D40"], ws["D41"] = "x", 1
-    ws.add_table(Table(displayName="DMPareto", ref="D40:D41"))
+    ws.add_table(Table(displayName="DMPlan_Pareto", ref="D40:D41"))
     wb.save(book)
-    solve_package(book)
+    solve_file(book)
     out = openpyxl.load_workbook(book)
     names = [name for ws in out.worksheets for name in ws.tables]
-    assert len(names) == len(set(n.lower() for n in names)) and "DMPareto_2" in out["DM Pareto"].tables
+    assert len(names) == len(set(n.lower() for n in names)) and "DMPlan_Pareto2" in out["DM Pareto"].tables
 
 
 def test_large_blocks_are_streamed_with_the_same_values_and_formats(coupon, tmp_path):
@@ -238,7 +242,10 @@ def test_large_blocks_are_streamed_with_the_same_values_and_formats(coupon, tmp_
     )
     spec = SheetSpec("Big", "Big list", [block], notes=["note"])
     target = tmp_path / "big.xlsx"
-    write_results(coupon, [spec], target)
+    with Package(coupon) as package:
+        existing, taken = package_io.existing_sheets(package), package_io.taken_names(package)
+    plan = pipeline.write_plan([ModelRun("coupon", Status.OPTIMAL, {}, [spec])], existing, taken, [])
+    package_io.write_plan(coupon, plan, target)
     ws = openpyxl.load_workbook(target)["Big"]
     got = [list(r) for r in ws.iter_rows(min_row=5, max_row=5004, max_col=6, values_only=True)]
     assert got == rows
@@ -250,8 +257,7 @@ def test_large_blocks_are_streamed_with_the_same_values_and_formats(coupon, tmp_
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice is installed by build/setup_dev.sh")
 def test_libreoffice_opens_the_grafted_book_recalculates_and_draws_the_charts(coupon, tmp_path):
     out = tmp_path / "grafted.xlsx"
-    runs = solve_package(coupon, out)
-    summary = runs[0].summary
+    summary = solve_file(coupon, out).runs[0].summary
     recalculated = libreoffice.convert(out, "xlsx", tmp_path / "recalc", tmp_path)
     plan = openpyxl.load_workbook(recalculated, data_only=True)["DM Plan"]
     kpi = {plan.cell(r, 7).value: plan.cell(r, 8).value for r in range(5, 23)}
@@ -298,7 +304,7 @@ APP_XML = (
 def test_app_xml_lists_the_new_tab_order_as_excel_writes_it(coupon, tmp_path):
     book = tmp_path / "excel.xlsx"
     shutil.copy(coupon, book)
-    solve_package(book)
+    solve_file(book)
     parts = read_parts(book)
     names = [name for name, _ in sheet_parts(parts)]
     titles = "".join(f"<vt:lpstr>{n}</vt:lpstr>" for n in names)
@@ -313,7 +319,7 @@ def test_app_xml_lists_the_new_tab_order_as_excel_writes_it(coupon, tmp_path):
         n=len(names), size=len(names) + 1, titles="".join(f"<vt:lpstr>{n}</vt:lpstr>" for n in names)
     ).encode()
     write_parts(book, parts)
-    solve_package(book)
+    solve_file(book)
     app = read_parts(book)["docProps/app.xml"].decode()
     listed = re.findall(r"<vt:lpstr>([^<]+)</vt:lpstr>", app)
     final = [name for name, _ in sheet_parts(read_parts(book))]
