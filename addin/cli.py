@@ -233,6 +233,7 @@ BENCHMARKS = {
     "retailer-book": ("dmplan.bench.retailer_book", "dmplan solve --time-limit T on the retailer workbook"),
     "startup": ("dmplan.bench.startup", "start-up: dmplan --help, import dmplan, the button's first message"),
     "curves": ("dmplan.bench.curves", "plans on fitted response curves: share of the true optimum's lift"),
+    "workbook": ("dmplan.bench.workbook", "a large Customers workbook end to end: openpyxl path vs package path"),
 }
 
 
