@@ -47,6 +47,7 @@ from dmplan.addin.workbook import (
     TITLE_FONT,
     auto_widths,
     build_chart,
+    macros_dropped,
     new_file_mode,
 )
 from dmplan.addin.xlsx_graft import Tail, graft
@@ -176,6 +177,7 @@ def render_streamed(
     name: str | None = None,
     tables: dict[str, str] | None = None,
     sheets: dict[str, str] | None = None,
+    marker: str | None = None,
     stream_min: int = STREAM_MIN_ROWS,
 ) -> Tail | None:
     """Render ``spec`` into a new write-only sheet of ``wb``: the cells, formats, tables,
@@ -185,9 +187,12 @@ def render_streamed(
     openpyxl up to its first data row only; the returned :data:`Tail` writes the other rows as
     XML for :func:`dmplan.addin.xlsx_graft.graft` (openpyxl's cell objects take ~20 s for the
     million cells of a 200,000-customer mailing list, the tail ~1 s). None when nothing streams.
-    ``name``, ``tables`` and ``sheets`` are the placement's as in :func:`dmplan.addin.workbook.render_sheet`.
+    ``name``, ``tables`` and ``sheets`` are the placement's as in :func:`dmplan.addin.workbook.render_sheet`;
+    ``marker`` becomes the sheet's hidden result marker (:data:`dmplan.addin.results.MARKER`).
     """
     ws = wb.create_sheet(name or spec.name)
+    if marker is not None:
+        ws.defined_names[MARKER] = DefinedName(MARKER, attr_text=f'"{marker}"', hidden=True)
     tables, sheets = tables or {}, sheets or {}
     streamed = _streamable(spec, stream_min)
     for col, width in {**auto_widths(spec), **spec.column_widths}.items():
@@ -330,16 +335,14 @@ def write_plan(source: Path, plan: WritePlan, target: Path, progress: ProgressCa
     for placement in plan.placements:
         say(f"writing {placement.name}")
         roles = {role: name for (model, role), name in names.items() if model == placement.model}
-        tail = render_streamed(wb, placement.spec, placement.name, placement.tables, roles)
-        wb._sheets[-1].defined_names[MARKER] = DefinedName(MARKER, attr_text=f'"{placement.marker}"', hidden=True)
+        tail = render_streamed(wb, placement.spec, placement.name, placement.tables, roles, placement.marker)
         if tail is not None:
             tails[placement.name] = tail
-    warnings = []
-    macro = target.suffix.lower() in MACRO_SUFFIXES
+    notes = []
     with zipfile.ZipFile(source) as zf:
         has_vba = any(n.endswith("vbaProject.bin") for n in zf.namelist())
-    if has_vba and not macro:
-        warnings.append(f"{target.name} is an .xlsx workbook: the source's macros were not copied (save as .xlsm).")
+    if has_vba and target.suffix.lower() not in MACRO_SUFFIXES:
+        notes.append(macros_dropped(target))
     mode = target.stat().st_mode & 0o777 if target.exists() else new_file_mode()
     with tempfile.TemporaryDirectory(prefix="dmplan-results-") as folder:
         results = Path(folder) / "results.xlsx"
@@ -352,7 +355,7 @@ def write_plan(source: Path, plan: WritePlan, target: Path, progress: ProgressCa
             raise WorkbookError(
                 f"cannot write {target.name} ({exc.strerror or exc}).", fix="Check the folder and free disk space."
             ) from None
-    return warnings
+    return notes
 
 
 def open_package(path: Path) -> Package | None:

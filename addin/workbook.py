@@ -405,7 +405,7 @@ def save_atomically(
     if not macro and workbook.vba_archive is not None:
         workbook.vba_archive = None
         buttons = None
-        warnings.append(f"{target.name} is an .xlsx workbook: the source's macros were not copied (save as .xlsm).")
+        warnings.append(macros_dropped(target))
     mode = target.stat().st_mode & 0o777 if target.exists() else new_file_mode()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".~{target.stem}.", suffix=target.suffix, dir=target.parent)
@@ -433,6 +433,11 @@ def save_atomically(
         tmp.unlink(missing_ok=True)
         raise
     return SaveReport(warnings)
+
+
+def macros_dropped(target: Path) -> str:
+    """The warning of a macro workbook written to an .xlsx target (both writers give it)."""
+    return f"{target.name} is an .xlsx workbook: the source's macros were not copied (save as .xlsm)."
 
 
 def _set_macro_content_type(path: Path) -> None:

@@ -177,7 +177,8 @@ def test_macro_workbook_keeps_vba_and_button_and_xlsx_target_drops_them(tmp_path
     assert b"sheet.macroEnabled.main+xml" in after["[Content_Types].xml"]
     openpyxl.load_workbook(source, keep_vba=True)
     out = tmp_path / "plain.xlsx"
-    solve_file(source, out)
+    run = solve_file(source, out)
+    assert any("macros were not copied" in w for w in run.warnings)
     plain = part_bytes(out)
     assert "xl/vbaProject.bin" not in plain and b"vbaProject" not in plain["xl/_rels/workbook.xml.rels"]
     assert b"spreadsheetml.sheet.main+xml" in plain["[Content_Types].xml"]
