@@ -459,11 +459,12 @@ class Package:
 def _from_calamine(value: Any) -> Any:
     """A calamine value typed as openpyxl types it: empty text is an empty cell, whole numbers
     are ``int`` (openpyxl reads Excel's ``"1"`` as 1), dates are ``datetime``."""
-    if value == "":
-        return None
-    if type(value) is float and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if type(value) is dt.date:
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() and -(2**53) < value < 2**53 else value
+    if kind is str:
+        return value or None
+    if kind is dt.date:
         return dt.datetime(value.year, value.month, value.day)
     return value
 
