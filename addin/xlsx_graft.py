@@ -536,7 +536,11 @@ class _Plan:
     ) -> None:
         wb = self.wb
         names_el = wb.find(M + "definedNames")
-        quoted = [re.compile(rf"(?:^|[^A-Za-z0-9_.])'?{re.escape(n)}'?!") for n in remove]
+        # a global name pointing into a removed sheet goes, unless a new sheet takes that sheet's name
+        # (a user's name on a result cell then points at the new result, as it would in Excel)
+        reused = {name.lower() for name, _ in self.result_sheets}
+        gone = [n for n in remove if n.lower() not in reused]
+        quoted = [re.compile(rf"(?:^|[^A-Za-z0-9_.])'?{re.escape(n)}'?!", re.IGNORECASE) for n in gone]
         if names_el is not None:
             for dn in list(names_el):
                 local = dn.get("localSheetId")

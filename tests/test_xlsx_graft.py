@@ -327,3 +327,22 @@ def test_app_xml_lists_the_new_tab_order_as_excel_writes_it(coupon, tmp_path):
     assert listed == ["Worksheets", "Named Ranges", *final, "budget"]
     assert f"<vt:i4>{len(final)}</vt:i4>" in app and f'size="{len(final) + 1}"' in app
     assert final[-1] == "DM Pareto"
+
+
+def test_a_users_name_on_a_result_cell_survives_a_rerun(coupon, tmp_path):
+    book = tmp_path / "named.xlsx"
+    shutil.copy(coupon, book)
+    solve_file(book)
+    wb = openpyxl.load_workbook(book)
+    wb.defined_names["kpi"] = DefinedName("kpi", attr_text="'DM Plan'!$H$5")
+    wb.defined_names["intro"] = DefinedName("intro", attr_text="Instructions!$A$1")
+    wb.save(book)
+    solve_file(book)
+    assert openpyxl.load_workbook(book).defined_names["kpi"].attr_text == "'DM Plan'!$H$5"
+    results = tmp_path / "results.xlsx"
+    other = openpyxl.Workbook()
+    other.active.title = "Other"
+    other.save(results)
+    graft(book, results, tmp_path / "out.xlsx", remove=["Instructions"])  # a sheet that nothing replaces
+    names = openpyxl.load_workbook(tmp_path / "out.xlsx").defined_names
+    assert "intro" not in names and "kpi" in names  # no name is left pointing at #REF!
