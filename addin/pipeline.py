@@ -12,17 +12,18 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dmplan.addin import package_io, workbook
+from dmplan.addin import workbook
 from dmplan.addin.cells import display, normalize
 from dmplan.addin.contract import ModelAdapter, ModelRun, NoModelError, RunOptions, TableSource
 from dmplan.addin.models import ADAPTERS, COMMON_SETTINGS
 from dmplan.addin.results import ExistingSheet, WritePlan, plan_writes
 from dmplan.addin.tables import Settings
-from dmplan.addin.xlsx_graft import GraftError
-from dmplan.addin.xlsx_read import Package
 from dmplan.solver.common import InputError
+
+if TYPE_CHECKING:
+    from dmplan.addin.xlsx_read import Package
 
 
 def models_present(source: TableSource) -> list[ModelAdapter]:
@@ -170,6 +171,8 @@ def solve_file(
     workbook.check_source(path)
     workbook.check_target(target)
     if package:
+        from dmplan.addin import package_io  # lxml and calamine: only the file path needs them
+
         opened = package_io.open_package(path)
         if opened is not None:
             with opened:
@@ -188,6 +191,9 @@ def solve_file(
 
 def _solve_package(package: Package, path: Path, target: Path, options: RunOptions | None) -> FileRun:
     """:func:`solve_file` on the package path (the files are checked already)."""
+    from dmplan.addin import package_io
+    from dmplan.addin.xlsx_graft import GraftError
+
     progress = options.progress if options is not None else None
     source = package_io.PackageSource(package, progress)
     runs = solve_source(source, options)
