@@ -50,7 +50,7 @@ from dmplan.addin.workbook import (
     macros_dropped,
     new_file_mode,
 )
-from dmplan.addin.xlsx_graft import Tail, graft
+from dmplan.addin.xlsx_graft import GraftError, Tail, graft
 from dmplan.addin.xlsx_read import Package, PackageError, Region, range_bounds
 from dmplan.solver.common import Progress, ProgressCallback
 
@@ -316,7 +316,10 @@ def _tail(block: Block, sheets: dict[str, str]) -> Tail:
                         space = ' xml:space="preserve"' if value != value.strip() else ""
                         cells.append(f'<c r="{ref}"{attr} t="inlineStr"><is><t{space}>{escape(value)}</t></is></c>')
                 else:
-                    raise TypeError(f"cannot stream a {type(value).__name__} value ({block.title or block.table_name})")
+                    # dates and the like: the caller writes the book with openpyxl instead
+                    raise GraftError(
+                        f"cannot stream a {type(value).__name__} value ({block.title or block.table_name})"
+                    )
             yield f'<row r="{r}">{"".join(cells)}</row>'
 
     return rows

@@ -346,3 +346,17 @@ def test_a_users_name_on_a_result_cell_survives_a_rerun(coupon, tmp_path):
     graft(book, results, tmp_path / "out.xlsx", remove=["Instructions"])  # a sheet that nothing replaces
     names = openpyxl.load_workbook(tmp_path / "out.xlsx").defined_names
     assert "intro" not in names and "kpi" in names  # no name is left pointing at #REF!
+
+
+def test_a_value_the_stream_cannot_write_is_refused_before_the_target_exists(coupon, tmp_path):
+    """A date deep in a large block: GraftError (the pipeline then writes with openpyxl), nothing left behind."""
+    import datetime as dt
+
+    rows = [[f"c{i}", dt.datetime(2025, 1, 1) if i == 2500 else i] for i in range(3000)]
+    spec = SheetSpec("Big", "Big list", [Block(4, 1, ("id", "value"), rows)])
+    with Package(coupon) as package:
+        existing, taken = package_io.existing_sheets(package), package_io.taken_names(package)
+    plan = pipeline.write_plan([ModelRun("coupon", Status.OPTIMAL, {}, [spec])], existing, taken, [])
+    with pytest.raises(GraftError, match="cannot stream a datetime"):
+        package_io.write_plan(coupon, plan, tmp_path / "out.xlsx")
+    assert list(tmp_path.iterdir()) == []
