@@ -145,7 +145,7 @@ def read_part(file: Path, segments: Segments) -> Part:
 def _segments(file: Path, frame: pl.DataFrame, segments: Segments) -> np.ndarray:
     column = next((c for c in SEGMENT_COLUMNS if c in frame.columns), None)
     if column is not None:
-        lookup = {(normalize(s),): i for i, s in enumerate(segments.ids)}
+        lookup: dict[tuple[str, ...], int] = {(normalize(s),): i for i, s in enumerate(segments.ids)}
         columns = [column]
     else:
         columns = [k for k in segments.keys if k in frame.columns]
