@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit
+from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit, termination
 from dmplan.solver.backends.highs import solve as solve_highs
 from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status
 from dmplan.solver.coupon.checks import check_assignment, customer_minimums
@@ -107,28 +107,39 @@ def lagrangian_bound(classes: Classes, duals: Duals, minimum: np.ndarray, budget
     return float(classes.size @ best - np.sum(minimum * duals.mu) + duals.lam * budget)
 
 
+def _columns(classes: Classes, idx: np.ndarray, S: int, D: int) -> tuple[np.ndarray, np.ndarray, sp.csc_matrix]:
+    """The columns n[k, d] of the classes ``idx`` (class-major): objective (gain), upper bound
+    (class size) and their entries in the coupling rows (S*D minimum counts, then the budget)."""
+    n = len(idx)
+    min_rows = (classes.segment[idx][:, None] * D + np.arange(D)[None, :]).ravel()
+    indices = np.column_stack([min_rows, np.full(n * D, S * D)]).ravel()
+    values = np.column_stack([np.ones(n * D), classes.cost[idx].ravel()]).ravel()
+    coupling = sp.csc_matrix((values, indices, np.arange(0, 2 * n * D + 1, 2)), shape=(S * D + 1, n * D))
+    return classes.gain[idx].ravel(), np.repeat(classes.size[idx], D), coupling
+
+
+def _class_rows(n: int, D: int) -> sp.csr_matrix:
+    """One row per class: its D columns add up to the class size."""
+    return sp.csr_matrix((np.ones(n * D), np.arange(n * D), np.arange(0, n * D + 1, D)), shape=(n, n * D))
+
+
 def _program(classes: Classes, free: np.ndarray, minimum: np.ndarray, budget: float, integer: bool) -> LinearProgram:
-    """The class-count model over the classes ``free`` with right-hand sides already reduced."""
+    """The class-count model over the classes ``free`` with right-hand sides already reduced
+    (the same columns as :class:`RestrictedLP`; rows: classes, then the coupling rows)."""
     K, D = len(free), classes.gain.shape[1]
     S = minimum.shape[0]
-    seg = classes.segment[free]
-    cols = np.arange(K * D)
-    class_rows = sp.csr_matrix((np.ones(K * D), (np.repeat(np.arange(K), D), cols)), shape=(K, K * D))
-    min_rows = sp.csr_matrix(
-        (np.ones(K * D), ((seg[:, None] * D + np.arange(D)[None, :]).ravel(), cols)), shape=(S * D, K * D)
-    )
-    cost = classes.cost[free].ravel()
-    matrix = sp.vstack([class_rows, min_rows, sp.csr_matrix(cost[None, :])], format="csr")
+    gain, upper, coupling = _columns(classes, free, S, D)
+    matrix = sp.vstack([_class_rows(K, D), coupling], format="csr")
     size = classes.size[free]
     row_lower = np.concatenate([size, minimum.ravel().astype(float), [-INF]])
     row_upper = np.concatenate([size, np.full(S * D, INF), [budget]])
     return LinearProgram(
-        cost=classes.gain[free].ravel(),
+        cost=gain,
         matrix=matrix,
         row_lower=row_lower,
         row_upper=row_upper,
         col_lower=np.zeros(K * D),
-        col_upper=np.repeat(size, D),
+        col_upper=upper,
         maximize=True,
         integer=np.full(K * D, integer),
     )
@@ -150,21 +161,25 @@ class RestrictedLP:
         self.free = np.empty(0, dtype=np.int64)
 
     def add(self, new: np.ndarray) -> None:
-        c, S, D = self.classes, self.S, self.D
-        n = len(new)
+        S, D, n = self.S, self.D, len(new)
         if n == 0:
             return
         first_col = self.h.getNumCol()
-        min_rows = (c.segment[new][:, None] * D + np.arange(D)[None, :]).ravel()
-        indices = np.column_stack([min_rows, np.full(n * D, S * D)]).ravel().astype(np.int32)
-        values = np.column_stack([np.ones(n * D), c.cost[new].ravel()]).ravel()
-        starts = np.arange(0, 2 * n * D, 2, dtype=np.int32)
-        upper = np.repeat(c.size[new], D)
-        self.h.addCols(n * D, c.gain[new].ravel(), np.zeros(n * D), upper, 2 * n * D, starts, indices, values)
-        size = c.size[new]
-        row_starts = np.arange(0, n * D, D, dtype=np.int32)
-        columns = (first_col + np.arange(n * D)).astype(np.int32)
-        self.h.addRows(n, size, size, n * D, row_starts, columns, np.ones(n * D))
+        gain, upper, coupling = _columns(self.classes, new, S, D)
+        self.h.addCols(
+            n * D,
+            gain,
+            np.zeros(n * D),
+            upper,
+            coupling.nnz,
+            coupling.indptr[:-1].astype(np.int32),
+            coupling.indices.astype(np.int32),
+            coupling.data,
+        )
+        rows = _class_rows(n, D)
+        size = self.classes.size[new]
+        columns = (first_col + rows.indices).astype(np.int32)
+        self.h.addRows(n, size, size, rows.nnz, rows.indptr[:-1].astype(np.int32), columns, rows.data)
         self.free = np.concatenate([self.free, new])
 
     def set_limits(self, minimum: np.ndarray, budget: float) -> None:
@@ -178,11 +193,9 @@ class RestrictedLP:
             self.h.setOptionValue(key, value)
         set_time_limit(self.h, time_limit)
         self.h.run()
-        model_status = self.h.getModelStatus()
-        if model_status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
-            return Status.INFEASIBLE, None, None
-        if model_status != highspy.HighsModelStatus.kOptimal:
-            return Status.TIME_LIMIT, None, None
+        status = termination(self.h.getModelStatus(), has_solution=False)  # one status table for HiGHS
+        if status != Status.OPTIMAL:
+            return status, None, None
         solution = self.h.getSolution()
         S, D = self.S, self.D
         x = np.array(solution.col_value).reshape(-1, D)
@@ -349,7 +362,10 @@ def solve_customers(
         target = int(is_free.sum()) + len(priced_out)
 
     if status != Status.OPTIMAL or x is None or lp_duals is None:
-        message = "no plan satisfies the minimum counts within the budget" if status == Status.INFEASIBLE else ""
+        message = {
+            Status.INFEASIBLE: "no plan satisfies the minimum counts within the budget",
+            Status.ERROR: "HiGHS stopped without a solution on the restricted LP",
+        }.get(status, "")
         cert = Certificate(status, None, None, time.perf_counter() - start, "highs sifting", rounds, message=message)
         return CustomerResult(problem, customers, cert, None, method="sifting")
     free = restricted.free

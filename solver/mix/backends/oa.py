@@ -54,6 +54,8 @@ WRAP_UP = 0.1
 MIN_WORKER_SEARCH = 0.3
 #: share of a time limit kept for the root rounding when it runs on the LP twin (see ``_solve``)
 ROUNDING_SHARE = 0.3
+
+
 @dataclass
 class OAOptions:
     """Tuning of the outer-approximation loop."""
