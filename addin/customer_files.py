@@ -25,17 +25,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dmplan.addin.cells import normalize
 from dmplan.solver.common import InputError
 from dmplan.solver.coupon.model import CustomerList
 
 SUFFIXES = (".csv", ".parquet")
 SEGMENT_COLUMNS = ("segment", "segment_id")
 PROB_PREFIX = "prob_"
-
-
-def normalize(name: object) -> str:
-    """Header and key normalisation of the workbook contract: case-insensitive, spaces and dashes as underscores."""
-    return "_".join(str(name).strip().lower().replace("-", " ").split())
 
 
 def customer_files(spec: str | Path) -> list[Path]:
