@@ -166,7 +166,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if summary_path is not None:
         check_summary_path(summary_path)
     with progress_bar(not args.quiet) as report:
-        options = RunOptions(time_limit=args.time_limit, solver=args.solver, progress=report)
+        options = RunOptions(
+            time_limit=args.time_limit,
+            solver=args.solver,
+            progress=report,
+            customers_file=Path(args.customers).resolve() if args.customers else None,
+            mailing_list_file=Path(args.mailing_list).resolve() if args.mailing_list else None,
+        )
         result = solve_file(book, out, options)
     if summary_path is not None:
         write_json(summary_path, {"models": [r.summary for r in result.runs], "warnings": result.warnings})
@@ -250,6 +256,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--time-limit", type=seconds, help="seconds for each model's whole run, sweep included (overrides Settings)"
     )
     solve.add_argument("--solver", help="solver backend (overrides the Settings table)")
+    solve.add_argument(
+        "--customers",
+        metavar="PATH",
+        help="customer list: a CSV/Parquet file, a folder or a glob (instead of a Customers table)",
+    )
+    solve.add_argument(
+        "--mailing-list", metavar="PATH", help="write the customer-level mailing list to this .csv/.parquet file"
+    )
     solve.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     solve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     solve.set_defaults(func=cmd_solve)

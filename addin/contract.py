@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from dmplan.addin.sheets import SheetSpec
@@ -61,6 +62,9 @@ class RunOptions:
     time_limit: float | None = None
     solver: str | None = None
     progress: ProgressCallback | None = None
+    customers_file: Path | None = None  #: customer list in CSV/Parquet files instead of a Customers table
+    mailing_list_file: Path | None = None  #: where the customer-level mailing list goes (.csv/.parquet)
+    folder: Path | None = None  #: the workbook's folder: Settings paths are relative to it
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (math.isfinite(self.time_limit) and self.time_limit > 0):

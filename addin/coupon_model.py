@@ -6,13 +6,15 @@ optionally, ``Customers``. The result sheets are laid out by :mod:`dmplan.addin.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dmplan.addin.cells import as_text, display, normalize
 from dmplan.addin.contract import Deadline, RunOptions, TableSource
+from dmplan.addin.customer_files import Segments, read_customers, write_mailing_list
 from dmplan.addin.tables import Settings, Table, locate, require_table
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.coupon import (
@@ -58,6 +60,8 @@ class CouponInput:
     solver: str
     counts_from_customers: bool
     warnings: list[str]
+    customers_file: Path | None = None  #: the customer list came from these files, not a Customers table
+    mailing_list_file: Path | None = None  #: where the mailing list is to be written
 
 
 # ------------------------------------------------------------------------------ reading
@@ -123,7 +127,15 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
 
     customers_table = source.table("Customers")
     customers = None
-    if customers_table is not None:
+    if options.customers_file is not None:
+        if customers_table is not None:
+            raise customers_table.error(
+                f"the workbook has a Customers table and a customers file ({options.customers_file}).",
+                fix="Remove one of them: the customer list comes from one place.",
+            )
+        listed = Segments(segment_ids, {normalize(h): v for h, v in keys.items()}, [m.id for m in mailings])
+        customers = read_customers(options.customers_file, listed)
+    elif customers_table is not None:
         customers_table.require_rows()
         customers = _read_customers(customers_table, segments_table, id_col, segment_ids, keys, mailings)
     if segments_table.has("customers"):
@@ -172,7 +184,17 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
     tables = [segments_table, mailings_table, customers_table, settings.table]
     warnings = [w for t in tables if t is not None for w in t.warnings]
     return CouponInput(
-        problem, keys, customers, budget_from, budget_to, int(points or 20), solver, from_customers, warnings
+        problem,
+        keys,
+        customers,
+        budget_from,
+        budget_to,
+        int(points or 20),
+        solver,
+        from_customers,
+        warnings,
+        options.customers_file,
+        options.mailing_list_file,
     )
 
 
@@ -229,6 +251,7 @@ class CouponOutcome:
     customers: CustomerResult | None
     seconds: float
     notes: list[str]
+    mailing_list_file: Path | None = field(default=None)  #: where the mailing list was written
 
     @property
     def status(self) -> Status:
@@ -265,7 +288,35 @@ def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOut
         notes.append("The budget sweep was skipped: the plan used the whole time limit.")
     else:
         sweep = budget_sweep(data.problem, data.pareto_points, data.pareto_from, data.pareto_to)
-    return CouponOutcome(data, result, sweep, customer_result, deadline.elapsed(), notes)
+    written = None
+    if data.mailing_list_file is not None and customer_result is not None and customer_result.assignment is not None:
+        written = _write_mailing_list(data.mailing_list_file, customer_result)
+    return CouponOutcome(data, result, sweep, customer_result, deadline.elapsed(), notes, written)
+
+
+def chosen_probability(result: CustomerResult) -> np.ndarray:
+    """Each customer's conversion probability for the mailing the plan sends it."""
+    assert result.assignment is not None
+    c, p = result.customers, result.problem
+    rows = np.arange(len(result.assignment))
+    if c.probability is not None:
+        return c.probability[rows, result.assignment]
+    return p.probability[c.segment, result.assignment]
+
+
+def _write_mailing_list(path: Path, result: CustomerResult) -> Path:
+    assert result.assignment is not None
+    p, c = result.problem, result.customers
+    return write_mailing_list(
+        path,
+        c.customer_id,
+        p.segments,
+        c.segment,
+        p.mailing_ids,
+        [m.label for m in p.mailings],
+        result.assignment,
+        chosen_probability(result),
+    )
 
 
 def summary(outcome: CouponOutcome) -> dict[str, Any]:
@@ -304,5 +355,6 @@ def summary(outcome: CouponOutcome) -> dict[str, Any]:
             customer_gap=c.certificate.gap,
             customer_seconds=c.certificate.seconds,
             customers=len(c.customers),
+            mailing_list_file=None if outcome.mailing_list_file is None else str(outcome.mailing_list_file),
         )
     return out

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from dmplan.addin.cells import as_text, column_letter
-from dmplan.addin.coupon_model import CouponOutcome
+from dmplan.addin.coupon_model import CouponOutcome, chosen_probability
 from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
 
 PLAN, BUDGET, PARETO, MAILING_LIST = "DM Plan", "DM Budget", "DM Pareto", "DM Mailing List"
@@ -34,9 +32,37 @@ def sheets(outcome: CouponOutcome) -> list[SheetSpec]:
     out = [_plan_sheet(outcome), _budget_sheet(outcome)]
     if outcome.sweep:
         out.append(_pareto_sheet(outcome))
-    if outcome.customers is not None and outcome.customers.assignment is not None:
+    if _mailing_list_on_sheet(outcome):
         out.append(_mailing_list_sheet(outcome))
     return out
+
+
+MAILING_LIST_TOP = 4  #: the header row of the DM Mailing List table
+SHEET_ROWS = 1_048_576  #: rows of an Excel sheet
+
+
+def _mailing_list_on_sheet(outcome: CouponOutcome) -> bool:
+    """The sheet is written when there is a plan, no mailing-list file was asked for, and it fits."""
+    c = outcome.customers
+    if c is None or c.assignment is None or outcome.mailing_list_file is not None:
+        return False
+    return len(c.assignment) <= SHEET_ROWS - MAILING_LIST_TOP
+
+
+def _mailing_list_note(outcome: CouponOutcome) -> str | None:
+    """Where the mailing list went when it is not on its sheet (a note on DM Plan)."""
+    c = outcome.customers
+    if c is None or c.assignment is None:
+        return None
+    if outcome.mailing_list_file is not None:
+        return f"The mailing list ({len(c.assignment):,} customers) was written to {outcome.mailing_list_file}."
+    if not _mailing_list_on_sheet(outcome):
+        return (
+            f"The mailing list ({len(c.assignment):,} customers) does not fit a sheet "
+            f"(at most {SHEET_ROWS - MAILING_LIST_TOP:,} rows): set mailing_list_file in Settings, "
+            "or --mailing-list, to write it to a CSV or Parquet file."
+        )
+    return None
 
 
 def _failure_sheet(outcome: CouponOutcome) -> SheetSpec:
@@ -161,7 +187,11 @@ def _plan_sheet(outcome: CouponOutcome) -> SheetSpec:
         "Shares and whole customers per mailing; formulas stay live when you edit a share.",
     ]
     if data.counts_from_customers:
-        notes.append("Customers per segment were counted from the Customers table.")
+        where = "the Customers table" if data.customers_file is None else f"the customers file {data.customers_file}"
+        notes.append(f"Customers per segment were counted from {where}.")
+    listed = _mailing_list_note(outcome)
+    if listed is not None:
+        notes.append(listed)
     return SheetSpec(PLAN, LEGACY_SHEETS[PLAN], [mailing_block, kpis, plan], notes=notes, role="plan")
 
 
@@ -275,14 +305,13 @@ def _mailing_list_sheet(outcome: CouponOutcome) -> SheetSpec:
     p = outcome.data.problem
     mids = [m.id for m in p.mailings]
     labels = [m.label for m in p.mailings]
-    probs = c.customers.probability if c.customers.probability is not None else p.probability[c.customers.segment]
-    chosen = probs[np.arange(len(c.assignment)), c.assignment]
+    chosen = chosen_probability(c)
     rows = [
         [as_text(cid), p.segments[s], mids[a], labels[a], float(q)]
         for cid, s, a, q in zip(c.customers.customer_id, c.customers.segment, c.assignment, chosen, strict=True)
     ]
     block = Block(
-        4,
+        MAILING_LIST_TOP,
         1,
         ("customer_id", "segment", "mailing", "label", "probability"),
         rows,

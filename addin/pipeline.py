@@ -71,7 +71,23 @@ def resolve_options(source: TableSource, overrides: RunOptions, defaults: Defaul
         # a config default serves every workbook: it must be some model's solver, not this one's
         _check_solver(list(ADAPTERS), defaults.solver, defaults.where.get("solver"))
         solver = defaults.solver
-    return replace(overrides, time_limit=time_limit, solver=solver)
+    return replace(
+        overrides,
+        time_limit=time_limit,
+        solver=solver,
+        customers_file=overrides.customers_file or _settings_path(settings, "customers_file", overrides.folder),
+        mailing_list_file=overrides.mailing_list_file
+        or _settings_path(settings, "mailing_list_file", overrides.folder),
+    )
+
+
+def _settings_path(settings: Settings, key: str, folder: Path | None) -> Path | None:
+    """A file path from Settings: absolute, or relative to the workbook's folder."""
+    text = settings.text(key)
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() or folder is None else folder / path
 
 
 def _config_time_limit(defaults: Defaults) -> float:
@@ -180,7 +196,7 @@ def solve_file(
     formulas = workbook.load(path, data_only=False)
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values, formulas)
-    runs = solve_source(source, options)
+    runs = solve_source(source, replace(options or RunOptions(), folder=path.resolve().parent))
     protected = workbook.input_sheets(source, input_table_names(models_present(source)))
     plan = write_plan(runs, workbook.existing_sheets(formulas), workbook.taken_names(formulas), protected)
     workbook.apply_plan(formulas, plan)
