@@ -505,7 +505,9 @@ def solve_book(book: Any, status: StatusBar | None = None) -> list[ModelRun]:
     status.show(f"{TITLE}: reading the workbook…")
     from dmplan.addin.pipeline import solve_source, write_plan
 
-    runs = solve_source(source, RunOptions(progress=status.progress), config_defaults(book))
+    fullname = str(getattr(book, "fullname", "") or "")
+    folder = Path(fullname).parent if os.path.isabs(fullname) else None  # Settings paths start here
+    runs = solve_source(source, RunOptions(progress=status.progress, folder=folder), config_defaults(book))
     status.show(f"{TITLE}: writing the results…")
     plan = write_plan(runs, existing_sheets(book), taken_names(book), input_sheets(source))
     written = write_sheets(book, plan)

@@ -125,3 +125,48 @@ def test_list_above_excels_row_limit(books, tmp_path):
     assert "DM Mailing List" not in wb.sheetnames
     notes = [c.value for row in wb["DM Plan"].iter_rows() for c in row if isinstance(c.value, str)]
     assert any("does not fit a sheet" in n and "1,100,000 customers" in n for n in notes)
+
+
+@pytest.mark.slow
+def test_scored_list_above_excels_row_limit_passes_an_independent_check(books, tmp_path):
+    """1,100,000 scored customers in a Parquet file: the mailing list file, checked against the input
+    file alone (one row per customer, minimum counts, budget, objective), agrees with the summary."""
+    problem, _ = book_problem()
+    M = 1_100_000
+    rng = np.random.default_rng(8)
+    segment = rng.integers(0, 16, M)
+    p = np.clip(problem.probability[segment] * rng.lognormal(0, 0.3, (M, 1)) * rng.lognormal(0, 0.1, (M, 3)), 0, 1)
+    frame = pl.DataFrame(
+        {
+            "customer_id": [f"X{i}" for i in range(M)],
+            "segment": np.array(problem.segments)[segment],
+            **{f"prob_dm{d + 1}": p[:, d] for d in range(3)},
+        }
+    )
+    customers = tmp_path / "scored.parquet"
+    frame.write_parquet(customers)
+    wb = openpyxl.load_workbook(books["bare"])
+    budget = 200.0 * M
+    wb["Settings"]["B2"] = budget
+    wb["Settings"]["B7"] = None  # no time limit: the plan must be proven
+    book = tmp_path / "scored.xlsx"
+    wb.save(book)
+    listing = tmp_path / "scored_list.parquet"
+    code, s = _solve(book, tmp_path / "out.xlsx", "--customers", str(customers), "--mailing-list", str(listing))
+    assert code == 0 and s is not None and s["customers"] == M
+    plan = pl.read_parquet(listing)
+    joined = frame.join(plan.select("customer_id", "mailing"), on="customer_id", how="left")
+    assert plan.height == M and plan["customer_id"].n_unique() == M and joined["mailing"].null_count() == 0
+    d = joined["mailing"].replace_strict({"dm1": 0, "dm2": 1, "dm3": 2}, return_dtype=pl.Int64).to_numpy()
+    s_idx = joined["segment"].replace_strict({sid: k for k, sid in enumerate(problem.segments)}).to_numpy()
+    q = joined.select([f"prob_dm{k + 1}" for k in range(3)]).to_numpy()
+    chosen = q[np.arange(M), d]
+    cost = float(np.sum(chosen * np.array([0.0, 1000.0, 2000.0])[d]))
+    assert cost <= budget * (1 + 1e-9)
+    counts = np.zeros((16, 3), dtype=int)
+    np.add.at(counts, (s_idx, d), 1)
+    sizes = np.bincount(s_idx, minlength=16)
+    assert (counts >= np.ceil(0.1 * sizes[:, None] - 1e-9)).all()
+    objective = float(np.sum(chosen - q[:, 0]))
+    assert objective == pytest.approx(s["customer_objective"], rel=1e-12)
+    assert s["customer_bound"] >= objective and s["customer_gap"] <= 1e-4
