@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from dmplan.solver.common import relative_gap
-    from dmplan.solver.coupon import solve
+    from dmplan.solver.coupon import CustomerList, solve
     from dmplan.solver.coupon.book import book_problem, scored_customers
 
     console = Console(width=max(160, Console().width))  # tables stay readable in a log file
