@@ -14,7 +14,6 @@ import numpy as np
 
 from dmplan.addin.cells import as_text, display, normalize
 from dmplan.addin.contract import Deadline, RunOptions, TableSource
-from dmplan.addin.customer_files import Segments, read_customers, write_mailing_list
 from dmplan.addin.tables import Settings, Table, locate, require_table
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.coupon import (
@@ -133,6 +132,8 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
                 f"the workbook has a Customers table and a customers file ({options.customers_file}).",
                 fix="Remove one of them: the customer list comes from one place.",
             )
+        from dmplan.addin.customer_files import Segments, read_customers  # polars: only for customer files
+
         listed = Segments(segment_ids, {normalize(h): v for h, v in keys.items()}, [m.id for m in mailings])
         customers = read_customers(options.customers_file, listed)
     elif customers_table is not None:
@@ -305,6 +306,8 @@ def chosen_probability(result: CustomerResult) -> np.ndarray:
 
 
 def _write_mailing_list(path: Path, result: CustomerResult) -> Path:
+    from dmplan.addin.customer_files import write_mailing_list  # polars: only for a mailing-list file
+
     assert result.assignment is not None
     p, c = result.problem, result.customers
     return write_mailing_list(

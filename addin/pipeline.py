@@ -186,6 +186,7 @@ def solve_file(
     target = out or path
     workbook.check_source(path)
     workbook.check_target(target)
+    options = replace(options or RunOptions(), folder=path.resolve().parent)  # Settings paths start here
     if package:
         from dmplan.addin import package_io  # lxml and calamine: only the file path needs them
 
@@ -196,7 +197,7 @@ def solve_file(
     formulas = workbook.load(path, data_only=False)
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values, formulas)
-    runs = solve_source(source, replace(options or RunOptions(), folder=path.resolve().parent))
+    runs = solve_source(source, options)
     protected = workbook.input_sheets(source, input_table_names(models_present(source)))
     plan = write_plan(runs, workbook.existing_sheets(formulas), workbook.taken_names(formulas), protected)
     workbook.apply_plan(formulas, plan)
