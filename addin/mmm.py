@@ -397,6 +397,21 @@ SETTINGS_ROWS: Sequence[tuple[str, Any]] = (
 )
 
 
+def robyn_sheets(
+    imported: RobynImport, sheet_names: Sequence[str], table_names: Sequence[str]
+) -> list[tuple[str, list[list[Any]]]]:
+    """The sheets an import writes, header row first: ``Curves`` always (replacing an old one), and
+    ``Activities`` and ``Settings`` where the book has no sheet or table of that name. The file path
+    (:func:`write_book`) and the ribbon button (:func:`dmplan.addin.xl.import_robyn`) both write these."""
+    existing = {name.lower() for name in (*sheet_names, *table_names)}
+    sheets: list[tuple[str, list[list[Any]]]] = [("Curves", curves_rows(imported.curves()))]
+    if "activities" not in existing:
+        sheets.append(("Activities", activities_rows(imported)))
+    if "settings" not in existing:
+        sheets.append(("Settings", [["setting", "value"], *[list(row) for row in SETTINGS_ROWS]]))
+    return sheets
+
+
 def write_book(imported: RobynImport, target: Path | str) -> list[str]:
     """Write the ``Curves`` sheet into ``target`` (replacing an old one), plus ``Activities`` and ``Settings``
     sheets where the book has none; returns the sheets written. Atomic: a failure leaves the file as it was."""
@@ -414,14 +429,9 @@ def write_book(imported: RobynImport, target: Path | str) -> list[str]:
     else:
         book = Workbook()
         book.remove(book.active)
-    existing = {name.lower() for name in book.sheetnames}
-    tables = {name.lower() for ws in book.worksheets for name in ws.tables}
     written = []
-    sheets: list[tuple[str, list[list[Any]]]] = [("Curves", curves_rows(imported.curves()))]
-    if "activities" not in existing and "activities" not in tables:
-        sheets.append(("Activities", activities_rows(imported)))
-    if "settings" not in existing and "settings" not in tables:
-        sheets.append(("Settings", [["setting", "value"], *[list(row) for row in SETTINGS_ROWS]]))
+    tables = [name for ws in book.worksheets for name in ws.tables]
+    sheets = robyn_sheets(imported, book.sheetnames, tables)
     for name, rows in sheets:
         if name in book.sheetnames:
             del book[name]

@@ -700,3 +700,70 @@ def evaluate_formulas(book: Any | None = None) -> None:
     status.show(
         f"{TITLE}: evaluated {len(done)} formula(s)" + (f"; {len(failed)} returned an error." if failed else ".")
     )
+
+
+# --------------------------------------------------------------------------- Robyn import (ribbon)
+#: Hidden names the ribbon's folder picker leaves in the workbook for :func:`import_robyn`: the button
+#: runs a literal ``import dmplan; dmplan.import_robyn()`` (no file path inside a Python command).
+ROBYN_FOLDER_NAME, ROBYN_MODEL_NAME = "_DMPlanRobynFolder", "_DMPlanRobynModel"
+
+
+def _name_text(book: Any, name: str) -> str | None:
+    """The text a hidden name holds (``="C:\\runs\\robyn"``), or None."""
+    for item in book.names:
+        if item.name.split("!")[-1] == name:
+            text = str(item.refers_to or "").lstrip("=").strip()
+            if len(text) >= 2 and text[0] == text[-1] == '"':
+                text = text[1:-1].replace('""', '"')
+            return text
+    return None
+
+
+def _drop_names(book: Any, *names: str) -> None:
+    for item in list(book.names):
+        if item.name.split("!")[-1] in names:
+            _cosmetic(item.delete)
+
+
+def import_robyn(book: Any | None = None) -> list[str]:
+    """Ribbon button **Import Robyn curves**: the folder and model id chosen in Excel, read with the same
+    code as ``dmplan curves robyn``, written as the ``Curves`` sheet (replacing an old one) plus
+    ``Activities`` and ``Settings`` where the workbook has none. Returns the sheets written."""
+    from dmplan.addin.mmm import import_robyn as read_robyn
+    from dmplan.addin.mmm import robyn_sheets
+
+    if book is None:
+        book = xw.Book.caller()
+    status = StatusBar(book.app)
+    folder, model = _name_text(book, ROBYN_FOLDER_NAME), _name_text(book, ROBYN_MODEL_NAME)
+    _drop_names(book, ROBYN_FOLDER_NAME, ROBYN_MODEL_NAME)
+    if not folder or not model:
+        alert(book, "Choose Robyn's export folder and the model id (solID) first: DMPlan > Import Robyn curves.")
+        return []
+    try:
+        status.show(f"{TITLE}: reading Robyn's exports in {folder}…")
+        imported = read_robyn(Path(folder), model)
+        tables = [t.name for sheet in book.sheets for t in sheet.tables]
+        sheets = robyn_sheets(imported, [s.name for s in book.sheets], tables)
+        written = []
+        for i, (name, rows) in enumerate(sheets):
+            sheet = book.sheets.add(name=_temp_name(book, i), after=book.sheets[len(book.sheets) - 1])
+            sheet.range("A1").value = rows
+            old = _find_sheet(book, name)
+            if old is not None:
+                old.delete()
+            sheet.name = name
+            written.append(name)
+    except InputError as exc:
+        status.clear()
+        alert(
+            book, f"Please check Robyn's exports:\n\n{exc.describe()}", title=f"{TITLE}: input problem", mode="critical"
+        )
+        return []
+    except Exception as exc:  # a message box, not a console traceback
+        status.clear()
+        alert(book, f"DMPlan could not import the curves:\n\n{type(exc).__name__}: {exc}", mode="critical")
+        return []
+    status.show(f"{TITLE}: imported {len(imported.curves())} Robyn curves into {', '.join(written)}.")
+    alert(book, f"{imported.summary()}\n\nWritten: {', '.join(written)}. Click Solve workbook to plan on them.")
+    return written

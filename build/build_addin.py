@@ -68,6 +68,7 @@ PYTHON_MODULE = "dmplan"
 RIBBON_CALLBACK = "RibbonMyAddin.RunMain"
 IMPORT_CALLBACK = "RibbonMyAddin.ImportFunctions"
 EVALUATE_CALLBACK = "RibbonMyAddin.EvaluateFormulas"
+ROBYN_CALLBACK = "RibbonMyAddin.ImportRobyn"
 #: The standalone template's macro, rewritten by :data:`STANDALONE_VBA` to run ``dmplan.main()``.
 STANDALONE_MACRO = "SampleCall"
 #: ``PROJECT_NAME`` in the add-in template's VBA: names its config sheet and config file.
@@ -98,6 +99,32 @@ End Sub
 
 Sub EvaluateFormulas(control As IRibbonControl)
     RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}.evaluate_formulas()"
+End Sub
+
+Sub ImportRobyn(control As IRibbonControl)
+    ' The folder and the model id go to Python as hidden names of the workbook (_DMPlanRobynFolder,
+    ' _DMPlanRobynModel), so the RunPython command stays a literal and any path works.
+    Dim folder As String, model As String
+    #If Mac Then
+        folder = InputBox("Path of the folder with Robyn's CSV exports (pareto_hyperparameters.csv ...):", _
+            "DMPlan: import Robyn curves")
+    #Else
+        With Application.FileDialog(4) ' msoFileDialogFolderPicker
+            .Title = "DMPlan: the folder with Robyn's CSV exports (pareto_hyperparameters.csv ...)"
+            If .Show <> -1 Then Exit Sub
+            folder = .SelectedItems(1)
+        End With
+    #End If
+    If folder = "" Then Exit Sub
+    model = InputBox("Robyn model id (solID), e.g. 1_100_5:", "DMPlan: import Robyn curves")
+    If model = "" Then Exit Sub
+    Dim q As String
+    q = Chr(34)
+    ActiveWorkbook.Names.Add Name:="_DMPlanRobynFolder", _
+        RefersTo:="=" & q & Replace(folder, q, q & q) & q, Visible:=False
+    ActiveWorkbook.Names.Add Name:="_DMPlanRobynModel", _
+        RefersTo:="=" & q & Replace(model, q, q & q) & q, Visible:=False
+    RunPython "import {PYTHON_MODULE}; {PYTHON_MODULE}.import_robyn()"
 End Sub
 """
 
@@ -148,6 +175,19 @@ BUTTONS: dict[str, list[tuple[str, str, str, str, str, str, str]]] = {
             "No: marketing mix). On a workbook that already holds input tables it solves them, like "
             "Solve workbook: both buttons run dmplan.main().",
             RIBBON_CALLBACK,
+        ),
+    ],
+    "Curves": [
+        (
+            "dmplanImportRobyn",
+            "Import Robyn curves",
+            "large",
+            "ImportTextFile",
+            "Import the response curves of a Robyn model into this workbook",
+            "Asks for the folder with a finished Robyn run's CSV exports and the model id (solID), then writes "
+            "its response curves as the Curves sheet (and Activities and Settings sheets where the workbook "
+            "has none), like dmplan curves robyn.",
+            ROBYN_CALLBACK,
         ),
     ],
     "Functions": [
@@ -490,6 +530,7 @@ __all__ = [
     "IMPORT_CALLBACK",
     "PYTHON_MODULE",
     "RIBBON_CALLBACK",
+    "ROBYN_CALLBACK",
     "STANDALONE_MACRO",
     "VBA_PROJECT_NAME",
     "build_demo_xlsm",

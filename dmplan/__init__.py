@@ -20,7 +20,7 @@ if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "a
 ):
     __path__.append(_root)  # source checkout: dmplan.addin is <root>/addin
 
-__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "evaluate_formulas", "main"]
+__all__ = ["DMPARETO", "DMPLAN", "MIXPLAN", "evaluate_formulas", "import_robyn", "main"]
 _UDFS = ("DMPARETO", "DMPLAN", "MIXPLAN")
 
 
@@ -51,3 +51,10 @@ def evaluate_formulas() -> None:
     from dmplan.addin.xl import evaluate_formulas as xl_evaluate_formulas
 
     xl_evaluate_formulas()
+
+
+def import_robyn() -> None:
+    """Ribbon button **Import Robyn curves**: the folder and model chosen in Excel become the Curves sheet."""
+    from dmplan.addin.xl import import_robyn as xl_import_robyn
+
+    xl_import_robyn()

@@ -230,11 +230,27 @@ def test_libreoffice_reads_the_ribbon_callbacks(xlam: Path, tmp_path: Path) -> N
     assert re.search(r"PROJECT_NAME As String = &quot;" + build_addin.VBA_PROJECT_NAME + "&quot;", modules["xlwings"])
 
 
+def test_a_ribbon_control_imports_robyn_curves_through_a_folder_picker(xlam: Path) -> None:
+    """Issue 13: the ribbon gets the Robyn import, with a folder picker, over the CLI's code."""
+    vba = _vba_text(xlam)
+    callbacks = {b.get("onAction") for b in _buttons(xlam)}
+    assert "RibbonMyAddin.ImportRobyn" in callbacks
+    body = _sub_body(vba["RibbonMyAddin"], "ImportRobyn")
+    assert "Application.FileDialog(4)" in body  # msoFileDialogFolderPicker on Windows
+    assert "InputBox" in body and "#If Mac Then" in body  # the model id; a typed path on macOS
+    assert '"_DMPlanRobynFolder"' in body and '"_DMPlanRobynModel"' in body
+    assert 'RunPython "import dmplan; dmplan.import_robyn()"' in body
+
+
 def test_entry_module_has_what_the_buttons_call() -> None:
     import dmplan
 
     assert Path(dmplan.__file__).parent == ROOT / "dmplan"
-    assert callable(dmplan.main)
+    vba = _vba_text(ROOT / "xlsm" / "dmplan.xlam")
+    called = re.findall(r'RunPython "import dmplan; dmplan\.(\w+)\(\)"', vba["RibbonMyAddin"])
+    assert {"main", "evaluate_formulas", "import_robyn"} <= set(called)
+    for function in called:
+        assert callable(getattr(dmplan, function)), function
 
 
 # --------------------------------------------------------------------------- demo workbook

@@ -477,3 +477,55 @@ def test_main_solves_the_coupon_template_like_the_file_path(remote: None) -> Non
     renamed = [a["args"][0] for a in actions(book) if a["func"] == "setSheetName"]
     assert renamed == [s.name for run in file_runs for s in run.sheets]
     assert set(coupon_sheets.LEGACY_SHEETS) <= set(renamed)
+
+
+# --------------------------------------------------------------------------- Robyn import (ribbon)
+def hidden_name(name: str, value: str) -> dict[str, Any]:
+    """A book-scoped name holding text, as the ribbon's VBA leaves it."""
+    text = value.replace('"', '""')
+    return {
+        "name": name,
+        "refers_to": f'="{text}"',
+        "sheet_index": None,
+        "address": None,
+        "book_scope": True,
+        "scope_sheet_name": None,
+        "scope_sheet_index": None,
+    }
+
+
+def test_import_robyn_writes_the_cli_sheets_into_the_live_book(remote: None, tmp_path: Path) -> None:
+    from dmplan.addin.mmm import import_robyn, robyn_sheets
+    from tests.test_mmm_robyn import export, truths
+
+    folder = export(tmp_path / "robyn's run", truths(3), new=True)  # a quote in the path
+    names = [hidden_name("_DMPlanRobynFolder", str(folder)), hidden_name("_DMPlanRobynModel", "1_23_4")]
+    book = xw.Book(json=payload(sheet_entry("Notes", [["keep me"]]), names=names))
+    assert xl.import_robyn(book) == ["Curves", "Activities", "Settings"]
+    expected = robyn_sheets(import_robyn(folder, "1_23_4"), ["Notes"], [])
+    written = [a["values"] for a in actions(book) if a["func"] == "setValues"]
+    assert written == [rows for _, rows in expected]  # the very rows dmplan curves robyn writes
+    assert [s.name for s in book.sheets] == ["Notes", "Curves", "Activities", "Settings"]
+    assert "nameDelete" in funcs(book)  # the picker's names are cleared
+    [args] = alerts(book)
+    assert "Written: Curves, Activities, Settings" in args[0]
+
+
+def test_import_robyn_without_a_chosen_folder_says_what_to_do(remote: None) -> None:
+    book = xw.Book(json=payload(sheet_entry("Notes", [["keep me"]])))
+    assert xl.import_robyn(book) == []
+    [args] = alerts(book)
+    assert "Import Robyn curves" in args[0]
+    assert "addSheet" not in funcs(book)
+
+
+def test_import_robyn_reports_a_bad_model_id_in_a_message_box(remote: None, tmp_path: Path) -> None:
+    from tests.test_mmm_robyn import export, truths
+
+    folder = export(tmp_path / "run", truths(3), new=True)
+    names = [hidden_name("_DMPlanRobynFolder", str(folder)), hidden_name("_DMPlanRobynModel", "9_9_9")]
+    book = xw.Book(json=payload(sheet_entry("Notes", [["keep me"]]), names=names))
+    assert xl.import_robyn(book) == []
+    [args] = alerts(book)
+    assert "9_9_9" in args[0] and args[3] == "critical"
+    assert "addSheet" not in funcs(book)
