@@ -200,8 +200,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = Path(args.output)
     write_template("demo", path, replace=True)
     say(f"built the demo workbook {path}; solving it")
-    args.book, args.output, args.solver = str(path), None, None
-    return cmd_solve(args)
+    # solve it as `dmplan solve` would: every solve option at its default, the demo's own ones kept
+    solve = build_parser().parse_args(["solve", str(path)])
+    solve.time_limit, solve.summary_json, solve.quiet = args.time_limit, args.summary_json, args.quiet
+    return cmd_solve(solve)
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
