@@ -45,10 +45,10 @@ from dmplan.addin.workbook import (
     HEADER_FONT,
     MACRO_SUFFIXES,
     TITLE_FONT,
-    auto_widths,
     build_chart,
     macros_dropped,
     new_file_mode,
+    page_layout,
 )
 from dmplan.addin.xlsx_graft import GraftError, Tail, graft
 from dmplan.addin.xlsx_read import Package, PackageError, Region, range_bounds
@@ -195,12 +195,7 @@ def render_streamed(
         ws.defined_names[MARKER] = DefinedName(MARKER, attr_text=f'"{marker}"', hidden=True)
     tables, sheets = tables or {}, sheets or {}
     streamed = _streamable(spec, stream_min)
-    for col, width in {**auto_widths(spec), **spec.column_widths}.items():
-        ws.column_dimensions[column_letter(col)].width = width
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    page_layout(ws, spec)
     fixed: dict[int, dict[int, Any]] = {}  # row -> column -> cell, for titles, headers and small blocks
 
     def put(row: int, col: int, value: Any, font: Font | None = None, fmt: str | None = None, **style: Any) -> None:

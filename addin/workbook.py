@@ -265,14 +265,19 @@ def render_sheet(
         ws.cell(row=2, column=1, value=" ".join(spec.notes)).font = Font(italic=True, color="595959")
     for block in spec.blocks:
         _render_block(ws, block, (tables or {}).get(block.table_name or ""), sheets or {})
+    page_layout(ws, spec)
+    for chart in spec.charts:
+        ws.add_chart(build_chart(ws, chart), chart.anchor)
+
+
+def page_layout(ws: Worksheet, spec: SheetSpec) -> None:
+    """Column widths and a landscape page one sheet wide, for both file writers."""
     for col, width in {**auto_widths(spec), **spec.column_widths}.items():
         ws.column_dimensions[column_letter(col)].width = width
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
-    for chart in spec.charts:
-        ws.add_chart(build_chart(ws, chart), chart.anchor)
 
 
 def auto_widths(spec: SheetSpec, cap: float = 40.0) -> dict[int, float]:
