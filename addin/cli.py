@@ -139,21 +139,17 @@ def check_summary_path(path: Path) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write through a temporary file in the same folder, so a failure leaves no partial file."""
+    from dmplan.addin.workbook import new_file_mode  # loaded already: the workbook was just written
+
     fd, tmp = tempfile.mkstemp(prefix=f".~{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, default=float)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def cmd_solve(args: argparse.Namespace) -> int:

@@ -39,7 +39,6 @@ SETTINGS: tuple[str, ...] = (
     "pareto_points",
     "customers_file",
     "mailing_list_file",
-    "dask_scheduler",
 )
 SEGMENT_IDS = ("segment", "segment_id")
 RESERVED = {"segment", "segment_id", "customers", "customer_id"}

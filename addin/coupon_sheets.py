@@ -10,7 +10,7 @@ from typing import Any
 
 from dmplan.addin.cells import as_text, column_letter
 from dmplan.addin.coupon_model import CouponOutcome, chosen_probability
-from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block
+from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block, warning_items
 
 PLAN, BUDGET, PARETO, MAILING_LIST = "DM Plan", "DM Budget", "DM Pareto", "DM Mailing List"
 KPI_TOP, KPI_LEFT = 3, 7  #: the KPI block's top-left cell on DM Plan
@@ -69,8 +69,8 @@ def _failure_sheet(outcome: CouponOutcome) -> SheetSpec:
     cert = outcome.result.certificate
     items: list[tuple[str, Any, str | None]] = [
         ("Status", cert.status.value, None),
-        ("Reason", cert.message or "no plan", None),
-        *[("Warning", text, None) for text in [*outcome.data.warnings, *outcome.notes]],
+        ("Reason", outcome.reason or "no plan", None),
+        *warning_items([*outcome.data.warnings, *outcome.notes]),
     ]
     return SheetSpec(PLAN, LEGACY_SHEETS[PLAN], [kpi_block(3, 1, items, "Result")], role="plan")
 
@@ -103,7 +103,7 @@ def kpi_items(outcome: CouponOutcome) -> list[tuple[str, Any, str | None]]:
             ("Customer-level gap", c.certificate.gap, "0.0000%"),
             ("Customer-level status", c.certificate.status.value, None),
         ]
-    items += [("Warning", text, None) for text in [*outcome.data.warnings, *outcome.notes]]
+    items += warning_items([*outcome.data.warnings, *outcome.notes])
     return items
 
 

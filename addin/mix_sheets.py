@@ -15,7 +15,7 @@ import numpy as np
 from dmplan.addin import mix_curves
 from dmplan.addin.cells import as_number, as_text, column_letter, is_blank, normalize
 from dmplan.addin.mix_model import COMPUTED, RESERVED, MixOutcome
-from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block, sheet_ref
+from dmplan.addin.sheets import Block, Chart, Series, SheetSpec, kpi_block, sheet_ref, warning_items
 
 PLAN, BUDGET, PARETO = "Mix Plan", "Mix Budget", "Mix Pareto"
 KPI_TOP = 3
@@ -54,7 +54,7 @@ def _failure_sheet(outcome: MixOutcome) -> SheetSpec:
         ("Proven bound", cert.bound, MONEY),
         ("Seconds", outcome.seconds, "0.000"),
         ("Solver", cert.solver, None),
-        *[("Warning", text, None) for text in [*outcome.data.warnings, *outcome.notes]],
+        *warning_items([*outcome.data.warnings, *outcome.notes]),
     ]
     return SheetSpec(PLAN, NO_PLAN_TITLE, [kpi_block(KPI_TOP, 1, items, "Result")], role="plan")
 
@@ -91,7 +91,7 @@ def _kpi_items(outcome: MixOutcome, plan: Block | None) -> list[tuple[str, Any, 
         ("Rounds or nodes", cert.iterations, "#,##0"),
         ("Seconds (solve)", cert.seconds, "0.000"),
         ("Seconds (with Pareto)", outcome.seconds, "0.000"),
-        *[("Warning", text, None) for text in [*outcome.data.warnings, *outcome.notes]],
+        *warning_items([*outcome.data.warnings, *outcome.notes]),
     ]
 
 

@@ -67,5 +67,3 @@ MIX = Adapter("mix", (mix_model.ACTIVITIES,), (mix_model.RULES, "Settings", mix_
 ADAPTERS: tuple[ModelAdapter, ...] = (COUPON, MIX)
 #: Settings every run reads, whatever its models.
 COMMON_SETTINGS = ("time_limit",)
-#: Every solver name a model takes, for checking an override before anything runs.
-SOLVER_NAMES = {adapter.name: adapter.solvers for adapter in ADAPTERS}

@@ -87,9 +87,6 @@ class PackageSource:
     def sheet_names(self) -> list[str]:
         return self.package.sheet_names
 
-    def read_tables(self) -> list[Table]:
-        return [t for t in self._cache.values() if t is not None]
-
     def _read(self, name: str, wanted: str) -> Table | None:
         found = next((t for t in self.package.tables if normalize(t.name) == wanted), None)
         if found is not None:

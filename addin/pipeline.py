@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmplan.addin import workbook
-from dmplan.addin.cells import display, normalize
+from dmplan.addin.cells import TextNumberError, as_number, display, normalize
 from dmplan.addin.contract import ModelAdapter, ModelRun, NoModelError, RunOptions, TableSource
 from dmplan.addin.models import ADAPTERS, COMMON_SETTINGS
 from dmplan.addin.results import ExistingSheet, WritePlan, plan_writes
@@ -33,6 +33,12 @@ def models_present(source: TableSource) -> list[ModelAdapter]:
 
 def input_table_names(models: Sequence[ModelAdapter]) -> set[str]:
     return {t for a in models for t in (*a.input_tables, *a.other_inputs)}
+
+
+def input_sheets(source: TableSource) -> list[str]:
+    """Sheets holding the input tables of the models ``source`` holds: never written to."""
+    tables = (source.table(name) for name in sorted(input_table_names(models_present(source))))
+    return [table.sheet for table in tables if table is not None]
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,6 @@ def _settings_path(settings: Settings, key: str, folder: Path | None) -> Path | 
 
 
 def _config_time_limit(defaults: Defaults) -> float:
-    from dmplan.addin.cells import TextNumberError, as_number
-
     try:
         number = as_number(defaults.time_limit)
     except TextNumberError:
@@ -129,12 +133,11 @@ def solve_source(
             fix="Start from a template: dmplan template coupon -o FILE.xlsx, or dmplan template mix -o FILE.xlsx.",
         )
     resolved = resolve_options(source, options or RunOptions(), defaults)
-    runs = [adapter.run(source, resolved) for adapter in present]
-    unknown = unknown_settings(Settings(source.table("Settings")))
-    for run in runs:
-        run.warnings[:0] = unknown
-        run.summary.setdefault("warnings", [])[:0] = unknown
-    return runs
+    settings_table = source.table("Settings")
+    if settings_table is not None:  # a Settings table's warnings reach every model's summary and sheets
+        new = [w for w in unknown_settings(Settings(settings_table)) if w not in settings_table.warnings]
+        settings_table.warnings.extend(new)
+    return [adapter.run(source, resolved) for adapter in present]
 
 
 def unknown_settings(settings: Settings) -> list[str]:
@@ -198,11 +201,15 @@ def solve_file(
     values = workbook.load(path, data_only=True)
     source = workbook.FileSource(values, formulas)
     runs = solve_source(source, options)
-    protected = workbook.input_sheets(source, input_table_names(models_present(source)))
-    plan = write_plan(runs, workbook.existing_sheets(formulas), workbook.taken_names(formulas), protected)
+    plan = write_plan(runs, workbook.existing_sheets(formulas), workbook.taken_names(formulas), input_sheets(source))
     workbook.apply_plan(formulas, plan)
     report = workbook.save_atomically(formulas, target, buttons=workbook.source_buttons(path))
-    warnings = list(dict.fromkeys(w for run in runs for w in run.warnings)) + report.warnings
+    return _file_run(runs, target, plan, report.warnings)
+
+
+def _file_run(runs: list[ModelRun], target: Path, plan: WritePlan, save_warnings: list[str]) -> FileRun:
+    """The models' warnings once each, then the writer's."""
+    warnings = list(dict.fromkeys(w for run in runs for w in run.warnings)) + save_warnings
     return FileRun(runs, target, [p.name for p in plan.placements], warnings)
 
 
@@ -214,14 +221,12 @@ def _solve_package(package: Package, path: Path, target: Path, options: RunOptio
     progress = options.progress if options is not None else None
     source = package_io.PackageSource(package, progress)
     runs = solve_source(source, options)
-    protected = workbook.input_sheets(source, input_table_names(models_present(source)))
     existing, taken = package_io.existing_sheets(package), package_io.taken_names(package)
-    plan = write_plan(runs, existing, taken, protected)
+    plan = write_plan(runs, existing, taken, input_sheets(source))
     try:
         warnings = package_io.write_plan(path, plan, target, progress)
     except GraftError:  # a result the graft cannot take (conditional formats): openpyxl writes the same plan
         formulas = workbook.load(path, data_only=False)
         workbook.apply_plan(formulas, plan)
         warnings = workbook.save_atomically(formulas, target, buttons=workbook.source_buttons(path)).warnings
-    warnings = list(dict.fromkeys(w for run in runs for w in run.warnings)) + warnings
-    return FileRun(runs, target, [p.name for p in plan.placements], warnings)
+    return _file_run(runs, target, plan, warnings)

@@ -84,7 +84,7 @@ class ResultPlacementError(ValueError):
     """A result cannot be placed (a result sheet's name is one of the input sheets, and so on)."""
 
 
-def _is_earlier_result(sheet: ExistingSheet, model: str, specs: Sequence[SheetSpec], legacy: dict[str, str]) -> bool:
+def _is_earlier_result(sheet: ExistingSheet, model: str, legacy: dict[str, str]) -> bool:
     if sheet.marker is not None:
         return sheet.marker[0] == model
     title = legacy.get(normalize(sheet.name))
@@ -109,7 +109,7 @@ def plan_writes(
         for sheet in existing:
             if normalize(sheet.name) in guarded:
                 continue
-            if _is_earlier_result(sheet, model, _specs, legacy_titles) and sheet not in remove:
+            if _is_earlier_result(sheet, model, legacy_titles) and sheet not in remove:
                 remove.append(sheet)
     removed = {s.name for s in remove}
     staying = {s.name.casefold() for s in existing if s.name not in removed}

@@ -134,6 +134,11 @@ def cell_value(value: Any) -> Any:
     return value
 
 
+def warning_items(texts: Sequence[str]) -> list[tuple[str, Any, str | None]]:
+    """A key-figures row per warning: what was read but deserves the user's attention."""
+    return [("Warning", text, None) for text in texts]
+
+
 def kpi_block(top: int, left: int, items: Sequence[tuple[str, Any, str | None]], title: str = "Key figures") -> Block:
     """A two-column block of labelled figures; each item is (label, value or formula, number format)."""
     rows = [[label, value] for label, value, _ in items]

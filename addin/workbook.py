@@ -17,7 +17,6 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
 from dmplan.addin.cells import ExcelError, NoValue, column_letter, normalize
-from dmplan.addin.contract import TableSource, WorkbookError
+from dmplan.addin.contract import WorkbookError
 from dmplan.addin.ooxml import form_buttons, read_parts, restore_buttons, write_parts
 from dmplan.addin.results import MARKER, ExistingSheet, WritePlan, parse_marker
 from dmplan.addin.sheets import Block, Chart, SheetSpec, cell_value, resolve_refs
@@ -157,9 +156,6 @@ class FileSource:
 
     def sheet_names(self) -> list[str]:
         return list(self.values.sheetnames)
-
-    def read_tables(self) -> list[Table]:
-        return [t for t in self._cache.values() if t is not None]
 
     def _read(self, name: str) -> Table | None:
         wanted = normalize(name)
@@ -461,13 +457,3 @@ def _set_macro_content_type(path: Path) -> None:
 def source_buttons(path: Path) -> dict[str, bytes]:
     """The form buttons of the source file (kept through a rewrite)."""
     return form_buttons(path)
-
-
-def input_sheets(source: TableSource, names: Iterable[str]) -> list[str]:
-    """Sheets that hold the named input tables: never written to."""
-    sheets = []
-    for name in names:
-        table = source.table(name)
-        if table is not None:
-            sheets.append(table.sheet)
-    return sheets

@@ -483,14 +483,9 @@ def offer_template(book: Any, reason: str) -> None:
 # --------------------------------------------------------------------------- ribbon entry point
 def input_sheets(source: TableSource) -> list[str]:
     """Sheets holding the models' input tables, and the config sheets: never written to."""
-    from dmplan.addin.pipeline import input_table_names, models_present
+    from dmplan.addin import pipeline
 
-    sheets = list(CONFIG_SHEETS)
-    for name in sorted(input_table_names(models_present(source))):
-        table = source.table(name)
-        if table is not None:
-            sheets.append(table.sheet)
-    return sheets
+    return [*CONFIG_SHEETS, *pipeline.input_sheets(source)]
 
 
 def summary_text(runs: Sequence[ModelRun], written: Sequence[str]) -> str:

@@ -128,7 +128,7 @@ def _phases(path_kind: str, book: Path, out: Path, queue: Any) -> None:
     outcome = coupon_model.run_model(data, options)
     run = ModelRun("coupon", outcome.status, {}, coupon_sheets.sheets(outcome))
     mark("solve")
-    protected = workbook.input_sheets(source, pipeline.input_table_names(pipeline.models_present(source)))
+    protected = pipeline.input_sheets(source)
     plan = pipeline.write_plan([run], existing, taken, protected)
     if path_kind == "openpyxl":
         workbook.apply_plan(formulas, plan)
