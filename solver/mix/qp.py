@@ -175,7 +175,7 @@ def _active_set(
     row_size = np.ones(matrix.shape[0])
     if matrix.shape[0]:
         size = np.asarray(abs(matrix).max(axis=1).todense()).ravel()
-        # a row without free activities keeps scale 1: dividing its bounds by a tiny size overflowed
+        # a row without free activities keeps scale 1: dividing its bounds by a tiny size would overflow
         row_size = np.where(size > 0, size, 1.0)
         matrix = sp.csc_matrix(sp.diags(1.0 / row_size) @ matrix)
     lp.num_row_ = matrix.shape[0]
