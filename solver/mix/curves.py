@@ -19,6 +19,7 @@ steepest). Nothing here imports a solver or an Excel library: numpy and scipy on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -612,21 +613,7 @@ def apply_curves(
         a[i], b[i], c[i] = fit.a, fit.b, fit.c
         pieces[i] = fit.piecewise
         low[i], change[i] = fit.min_spend, fit.min_change
-    adjusted = MixProblem(
-        problem.activity,
-        problem.baseline,
-        low,
-        problem.max_spend,
-        change,
-        a,
-        b,
-        c,
-        problem.budget_min,
-        problem.budget_max,
-        problem.max_changes,
-        problem.rules,
-        tuple(pieces),
-    )
+    adjusted = dataclasses.replace(problem, min_spend=low, min_change=change, a=a, b=b, c=c, piecewise=tuple(pieces))
     return adjusted, fits
 
 

@@ -32,6 +32,7 @@ Everything is a deterministic function of the seed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Literal
@@ -258,18 +259,4 @@ def with_random_piecewise(problem: MixProblem, rng: np.random.Generator, share: 
         values -= np.interp(0.0, knots, values)
         curves.append(Piecewise.from_knots(knots, values))
         a[i], b[i] = 0.0, 0.0
-    return MixProblem(
-        problem.activity,
-        problem.baseline,
-        problem.min_spend,
-        problem.max_spend,
-        problem.min_change,
-        a,
-        b,
-        problem.c,
-        problem.budget_min,
-        problem.budget_max,
-        problem.max_changes,
-        problem.rules,
-        tuple(curves),
-    )
+    return dataclasses.replace(problem, a=a, b=b, piecewise=tuple(curves))

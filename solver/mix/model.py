@@ -11,6 +11,7 @@ Nothing in this module depends on a solver.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -191,21 +192,7 @@ class MixProblem:
 
     def with_max_changes(self, max_changes: int | None) -> MixProblem:
         """A copy of the problem with another cap on the number of changes."""
-        return MixProblem(
-            self.activity,
-            self.baseline,
-            self.min_spend,
-            self.max_spend,
-            self.min_change,
-            self.a,
-            self.b,
-            self.c,
-            self.budget_min,
-            self.budget_max,
-            max_changes,
-            self.rules,
-            self.piecewise,  # the Pareto sweep re-caps the problem: its revenue must stay the same
-        )
+        return dataclasses.replace(self, max_changes=max_changes)  # every other field, curves included
 
 
 def validate(problem: MixProblem) -> None:

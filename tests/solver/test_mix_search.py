@@ -4,6 +4,7 @@ and SCIP plans repaired over their regions. Every figure is checked against an i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -85,20 +86,8 @@ def test_tangent_bounds_of_one_root_hold_for_every_k() -> None:
 def _forced(seed: int) -> MixProblem:
     """A small problem whose budget forces change: the total may not exceed 85% of the baseline."""
     problem = random_small(np.random.default_rng(seed), 6)
-    return MixProblem(
-        problem.activity,
-        problem.baseline,
-        problem.min_spend,
-        problem.max_spend,
-        problem.min_change,
-        problem.a,
-        problem.b,
-        problem.c,
-        None,
-        0.85 * float(problem.baseline.sum()),
-        None,
-        problem.rules,
-    )
+    budget_max = 0.85 * float(problem.baseline.sum())
+    return dataclasses.replace(problem, budget_min=None, budget_max=budget_max, max_changes=None)
 
 
 def _fewest_changes(problem: MixProblem) -> int | None:
@@ -228,8 +217,6 @@ def test_oa_with_its_local_search_on_still_proves_the_optimum() -> None:
 
 
 def test_pareto_points_keep_a_piecewise_revenue() -> None:
-    import dataclasses
-
     from dmplan.solver.mix.model import Piecewise
 
     base = paper_instance(InstanceSpec(30, "weak", 0.1, 1.0, 3))
