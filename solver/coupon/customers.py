@@ -258,7 +258,7 @@ def _fixed_totals(
     return counts, cost, gain
 
 
-def solve_customers(
+def solve_classes(
     problem: CouponProblem,
     customers: CustomerList,
     *,
@@ -266,7 +266,7 @@ def solve_customers(
     gap: float = 1e-4,
     progress: ProgressCallback | None = None,
 ) -> CustomerResult:
-    """One mailing per customer, maximising expected extra conversions.
+    """One mailing per customer by reduced-cost sifting over the class model (see the module docstring).
 
     Parameters
     ----------

@@ -13,6 +13,7 @@ from scipy.optimize import linprog
 
 from dmplan.solver.common import InputError, Status
 from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
+from dmplan.solver.coupon import chunks, lagrangian
 from dmplan.solver.coupon import customers as sifting
 from dmplan.solver.coupon.book import book_problem, scored_customers
 from dmplan.solver.coupon.checks import customer_minimums
@@ -146,13 +147,14 @@ def test_customer_level_matches_brute_force(seed, customers, budget_share, min_s
     budget = cost.min(axis=1).sum() + budget_share * max(low, cost.max(axis=1).sum())
     problem = base.with_budget(max(budget, base.min_feasible_budget))
     expected = _brute_force(problem, p, seg)
-    result = solve_customers(problem, CustomerList(np.arange(customers), seg, p))
-    if not np.isfinite(expected):
-        assert result.certificate.status == Status.INFEASIBLE
-        return
-    assert result.certificate.objective == pytest.approx(expected, abs=1e-9)
-    assert result.certificate.bound >= expected - 1e-7
-    assert result.certificate.feasibility.ok
+    for method in ("sifting", "lagrangian"):
+        result = solve_customers(problem, CustomerList(np.arange(customers), seg, p), method=method)
+        if not np.isfinite(expected):
+            assert result.certificate.status == Status.INFEASIBLE, method
+            continue
+        assert result.certificate.objective == pytest.approx(expected, abs=1e-9), method
+        assert result.certificate.bound >= expected - 1e-7, method
+        assert result.certificate.feasibility.ok, method
 
 
 def test_sifting_path_matches_the_full_binary_mip(book, monkeypatch):
@@ -162,7 +164,7 @@ def test_sifting_path_matches_the_full_binary_mip(book, monkeypatch):
     monkeypatch.setattr(sifting, "SAMPLE_SIZE", 600)
     monkeypatch.setattr(sifting, "FREE_SIZE", 800)
     problem, customers = scored_customers(book[0], 6_000, seed=3)
-    result = solve_customers(problem, customers, gap=1e-6)
+    result = solve_customers(problem, customers, gap=1e-6, method="sifting")
     assert result.details["lp_rounds"] >= 1 and result.details["free_classes"] < 6_000
     ref_objective, ref_bound, _ = reference_binary(problem, customers, time_limit=300, gap=1e-5)
     cert = result.certificate
@@ -171,6 +173,32 @@ def test_sifting_path_matches_the_full_binary_mip(book, monkeypatch):
     assert cert.objective <= ref_bound + 1e-6  # our plan is no better than HiGHS's proven bound
     assert cert.objective >= ref_objective - 1e-6  # and at least as good as HiGHS's plan
     assert cert.gap <= 1e-4
+
+
+def test_lagrangian_levels_match_the_full_binary_mip(book, monkeypatch):
+    """The dual method with its sample levels, screening and sifting forced on 12,000 scored
+    customers (base samples of 300) against HiGHS on the whole binary model."""
+    monkeypatch.setattr(lagrangian, "BASE_SAMPLE", 300)
+    monkeypatch.setattr(lagrangian, "MIN_ADD", 200)
+    problem, customers = scored_customers(book[0], 12_000, seed=5)
+    result = solve_customers(problem, customers, gap=1e-7, method="lagrangian")
+    assert result.details["free_classes"] < 12_000  # the screen settled customers: the levels ran
+    ref_objective, ref_bound, _ = reference_binary(problem, customers, time_limit=300, gap=1e-7)
+    cert = result.certificate
+    assert cert.status == Status.OPTIMAL and cert.feasibility.ok
+    assert cert.bound >= ref_objective - 1e-6  # the Lagrangian bound is a true upper bound
+    assert cert.objective <= ref_bound + 1e-6
+    assert cert.objective >= ref_objective - 1e-6 * abs(ref_objective)
+    assert cert.gap <= 1e-7
+
+
+def test_lagrangian_chunks_give_the_plan_of_one_chunk(book):
+    """The plan does not depend on how the customers are cut into chunks (the Dask partitions)."""
+    problem, customers = scored_customers(book[0], 40_000, seed=8)
+    one = lagrangian.solve_scored(problem, chunks.ChunkStore.of(problem, customers))
+    many = lagrangian.solve_scored(problem, chunks.ChunkStore.of(problem, customers, chunk_size=7_001))
+    assert one.certificate.objective == pytest.approx(many.certificate.objective, rel=1e-12)
+    assert one.certificate.bound == pytest.approx(many.certificate.bound, rel=1e-12)
 
 
 def test_identical_scored_customers_are_grouped(book):

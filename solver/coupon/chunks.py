@@ -1,0 +1,337 @@
+"""Scored customers in chunks, and the passes the Lagrangian method makes over them.
+
+A chunk holds a contiguous run of customers: their segment, their scores (float64, as given) and
+the gain and cost per mailing in float32 for the screening passes. Every pass is a pure function
+of one chunk and a few small arrays (the duals, a margin per segment), returning a few aggregates
+per segment and mailing plus the handful of customers near a tie. The same functions run
+in-process over a list of chunks (:class:`ChunkStore`) and on Dask workers over the partitions of
+a dataset (:mod:`dmplan.solver.coupon.distributed`): the method never sees where the data is.
+
+Sums that a result reports (objective, spend, the Lagrangian bound) are computed in float64 from
+the scores; float32 only decides which customers need a closer look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from dmplan.solver.coupon.model import CouponProblem, CustomerList
+
+T = TypeVar("T")
+CHUNK_SIZE = (
+    1 << 20
+)  #: customers per in-process chunk: large enough to amortise NumPy calls, small enough for cache-friendly temporaries
+
+
+@dataclass(frozen=True)
+class Economics:
+    """What turns scores into gain and cost: coupon value and cost per piece per mailing, the baseline."""
+
+    coupon: np.ndarray  # (D,)
+    piece: np.ndarray  # (D,)
+    baseline: int
+
+    @classmethod
+    def of(cls, problem: CouponProblem) -> Economics:
+        return cls(problem.coupon_values, problem.piece_costs, problem.baseline_index)
+
+    def gain(self, probability: np.ndarray) -> np.ndarray:
+        """Extra conversion probability against the baseline mailing."""
+        return probability - probability[:, [self.baseline]]
+
+    def cost(self, probability: np.ndarray) -> np.ndarray:
+        """Expected cost: the coupon is paid when the customer converts, the piece always."""
+        return probability * self.coupon[None, :] + self.piece[None, :]
+
+
+@dataclass(frozen=True)
+class Duals:
+    """Prices of the coupling rows: mu[s, d] >= 0 per minimum count, lam >= 0 for the budget."""
+
+    mu: np.ndarray  # (S, D)
+    lam: float
+
+    def reduced(self, segment: np.ndarray, gain: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """gain + mu[segment] - lam * cost, in the dtype of ``gain``."""
+        mu = self.mu.astype(gain.dtype, copy=False)
+        return gain + mu[segment] - gain.dtype.type(self.lam) * cost
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of customers starting at global position ``offset``."""
+
+    offset: int
+    segment: np.ndarray  # (m,) int32
+    probability: np.ndarray  # (m, D) float64 scores
+    gain: np.ndarray  # (m, D) float32
+    cost: np.ndarray  # (m, D) float32
+
+    @classmethod
+    def build(cls, offset: int, segment: np.ndarray, probability: np.ndarray, economics: Economics) -> Chunk:
+        p = np.ascontiguousarray(probability, dtype=np.float64)
+        return cls(
+            offset,
+            np.ascontiguousarray(segment, dtype=np.int32),
+            p,
+            economics.gain(p).astype(np.float32),
+            economics.cost(p).astype(np.float32),
+        )
+
+    def __len__(self) -> int:
+        return int(self.segment.shape[0])
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Some customers in full: global position, segment and scores."""
+
+    index: np.ndarray  # (n,) int64
+    segment: np.ndarray  # (n,)
+    probability: np.ndarray  # (n, D) float64
+
+    @classmethod
+    def concat(cls, parts: Sequence[Rows], D: int) -> Rows:
+        if not parts:
+            return cls(np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, D)))
+        return cls(
+            np.concatenate([r.index for r in parts]),
+            np.concatenate([r.segment for r in parts]),
+            np.concatenate([r.probability for r in parts]),
+        )
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Customers per (segment, mailing), spend and gain of some customers at their mailings (float64)."""
+
+    counts: np.ndarray  # (S, D)
+    spend: float
+    gain: float
+
+    @classmethod
+    def of(
+        cls, segment: np.ndarray, choice: np.ndarray, probability: np.ndarray, economics: Economics, S: int
+    ) -> Totals:
+        D = probability.shape[1]
+        rows = np.arange(len(choice))
+        p = probability[rows, choice]
+        spend = float(np.sum(p * economics.coupon[choice] + economics.piece[choice]))
+        gain = float(np.sum(p - probability[rows, economics.baseline]))
+        counts = np.bincount(segment * D + choice, minlength=S * D).reshape(S, D).astype(float)
+        return cls(counts, spend, gain)
+
+    def minus(self, other: Totals) -> Totals:
+        return Totals(self.counts - other.counts, self.spend - other.spend, self.gain - other.gain)
+
+    @classmethod
+    def sum(cls, parts: Sequence[Totals]) -> Totals:
+        return cls(
+            np.sum([t.counts for t in parts], axis=0),
+            float(sum(t.spend for t in parts)),
+            float(sum(t.gain for t in parts)),
+        )
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One screening pass: customers whose best mailing under ``duals`` leads by at least the
+    segment's margin are fixed there (their totals); the others are returned in full."""
+
+    fixed: Totals
+    free: Rows
+
+
+@dataclass(frozen=True)
+class Window:
+    """How far the prices may still move: |d mu[s, d]| and |d lam| (infinite: nothing is settled).
+
+    A customer is *settled* at its best mailing a when for every other mailing b its lead
+    r[a] - r[b] exceeds what such a move can change it by: mu[s,a] + mu[s,b] + lam |c[a] - c[b]|
+    (plus ``floor``, for float32 rounding).
+    """
+
+    mu: np.ndarray  # (S, D) >= 0
+    lam: float
+    floor: float = 1e-6
+
+    @classmethod
+    def everything(cls, S: int, D: int) -> Window:
+        return cls(np.full((S, D), np.inf), np.inf)
+
+    @classmethod
+    def between(cls, a: Duals, b: Duals, factor: float) -> Window:
+        return cls(factor * np.abs(a.mu - b.mu), factor * abs(a.lam - b.lam))
+
+    def capped(self, limit: Window) -> Window:
+        """No wider than ``limit`` anywhere."""
+        return Window(np.minimum(self.mu, limit.mu), min(self.lam, limit.lam), min(self.floor, limit.floor))
+
+    def widened_at(self, counts: np.ndarray, budget: bool, factor: float, center: Duals) -> Window:
+        """Wider where rows are out of reach: ``counts`` (S, D) marks count rows, ``budget`` the budget.
+        A zero width there starts at the widest count width, or 1% of the budget's price."""
+        mu = self.mu.copy()
+        widest = float(mu.max()) if np.isfinite(mu.max()) and mu.max() > 0 else 1e-4
+        mu[counts] = np.maximum(mu[counts] * factor, widest)
+        lam = max(self.lam * factor, 0.01 * center.lam, 1e-12) if budget else self.lam
+        return Window(mu, lam, self.floor * factor)
+
+    def widened(self, factor: float) -> Window:
+        return Window(self.mu * factor, self.lam * factor, self.floor * factor)
+
+    @property
+    def is_everything(self) -> bool:
+        return bool(np.all(np.isinf(self.mu)))
+
+
+def _choice_and_free(chunk: Chunk, duals: Duals, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best mailing per customer under ``duals`` (float32), whether it is unsettled, and the reduced values."""
+    r = duals.reduced(chunk.segment, chunk.gain, chunk.cost)
+    choice = r.argmax(axis=1)
+    if window.is_everything:
+        return choice, np.ones(len(choice), bool), r
+    rows = np.arange(len(choice))
+    lead = r[rows, choice][:, None] - r
+    lead[rows, choice] = np.inf
+    mu = window.mu.astype(np.float32)[chunk.segment]
+    cost_gap = np.abs(chunk.cost - chunk.cost[rows, choice][:, None])
+    allowance = mu + mu[rows, choice][:, None] + np.float32(window.lam) * cost_gap + np.float32(window.floor)
+    return choice, (lead < allowance).any(axis=1), r
+
+
+def screen(chunk: Chunk, duals: Duals, window: Window, economics: Economics) -> Screen:
+    """Fix the customers settled under ``duals`` and ``window`` at their best mailing (their
+    totals); return the others in full."""
+    S = window.mu.shape[0]
+    choice, free, _ = _choice_and_free(chunk, duals, window)
+    keep = ~free
+    fixed = Totals.of(chunk.segment[keep], choice[keep], chunk.probability[keep], economics, S)
+    return Screen(fixed, _rows(chunk, np.flatnonzero(free)))
+
+
+def priced_out(chunk: Chunk, duals: Duals, window: Window, prices: Duals) -> Rows:
+    """The customers settled under ``duals`` and ``window`` whose mailing there is beaten under
+    ``prices`` by more than float32 rounding: none left proves a restricted LP optimal for all."""
+    choice, free, _ = _choice_and_free(chunk, duals, window)
+    r = prices.reduced(chunk.segment, chunk.gain, chunk.cost)
+    rows = np.arange(len(choice))
+    tolerance = np.float32(1e-6) * (np.abs(r).max(axis=1) + np.float32(1.0))
+    beaten = ~free & (r[rows, choice] < r.max(axis=1) - tolerance)
+    return _rows(chunk, np.flatnonzero(beaten))
+
+
+def _rows(chunk: Chunk, idx: np.ndarray) -> Rows:
+    return Rows(idx.astype(np.int64) + chunk.offset, chunk.segment[idx], chunk.probability[idx])
+
+
+def lagrangian_sum(chunk: Chunk, duals: Duals, economics: Economics) -> float:
+    """sum over the chunk of max_d (gain + mu[s, d] - lam cost), in float64 from the scores."""
+    p = chunk.probability
+    r = duals.reduced(chunk.segment, economics.gain(p), economics.cost(p))
+    return float(r.max(axis=1).sum())
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """The mailing of the customers a screen left free (global positions), from the rounded LP."""
+
+    index: np.ndarray  # (n,) int64
+    mailing: np.ndarray  # (n,)
+
+
+def assign(
+    chunk: Chunk, duals: Duals, window: Window, overrides: Overrides, economics: Economics
+) -> tuple[np.ndarray, Totals]:
+    """The plan's mailing per customer of the chunk: the override where there is one (every
+    customer the screen with the same duals and window left free has one), else the best under
+    ``duals``. Returns the mailings and their float64 totals."""
+    S = window.mu.shape[0]
+    choice, free, _ = _choice_and_free(chunk, duals, window)
+    local = overrides.index - chunk.offset
+    mine = (local >= 0) & (local < len(chunk))
+    positions = local[mine]
+    if np.setdiff1d(np.flatnonzero(free), positions).size:
+        raise RuntimeError("the final pass found near-tie customers the screen it repeats did not")
+    choice[positions] = overrides.mailing[mine]
+    return choice.astype(np.int8), Totals.of(chunk.segment, choice, chunk.probability, economics, S)
+
+
+def uniform(index: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per global position (splitmix64 of position and seed): the same
+    customers are drawn however the list is cut into chunks or partitions."""
+    with np.errstate(over="ignore"):
+        z = index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def sample(chunk: Chunk, rate: float, seed: int) -> Rows:
+    """Each customer with probability ``rate``, drawn by its global position."""
+    idx = np.flatnonzero(uniform(np.arange(chunk.offset, chunk.offset + len(chunk)), seed) < rate)
+    return Rows(idx.astype(np.int64) + chunk.offset, chunk.segment[idx], chunk.probability[idx])
+
+
+def segment_counts(chunk: Chunk, S: int) -> np.ndarray:
+    return np.bincount(chunk.segment, minlength=S)
+
+
+class Store(Protocol):
+    """Where the chunks live: ``map`` runs a pass on every chunk and returns the results in order."""
+
+    S: int
+    D: int
+    economics: Economics
+
+    def map(self, fn: Callable[..., T], *args: Any) -> list[T]: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class ChunkStore:
+    """Chunks in this process."""
+
+    def __init__(self, chunks: Sequence[Chunk], S: int, D: int, economics: Economics) -> None:
+        self.chunks, self.S, self.D, self.economics = list(chunks), S, D, economics
+
+    @classmethod
+    def of(cls, problem: CouponProblem, customers: CustomerList, chunk_size: int = CHUNK_SIZE) -> ChunkStore:
+        assert customers.probability is not None
+        economics = Economics.of(problem)
+        S, D = problem.probability.shape
+        M = len(customers)
+        chunks = [
+            Chunk.build(
+                start,
+                customers.segment[start : start + chunk_size],
+                customers.probability[start : start + chunk_size],
+                economics,
+            )
+            for start in range(0, M, chunk_size)
+        ]
+        return cls(chunks, S, D, economics)
+
+    @classmethod
+    def of_rows(cls, rows: Rows, S: int, economics: Economics) -> ChunkStore:
+        """A store of the given customers (a sample), renumbered from 0."""
+        chunk = Chunk.build(0, rows.segment, rows.probability, economics)
+        return cls([chunk], S, rows.probability.shape[1], economics)
+
+    def map(self, fn: Callable[..., T], *args: Any) -> list[T]:
+        return [fn(chunk, *args) for chunk in self.chunks]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self.chunks)
+
+    @property
+    def size(self) -> int:
+        return sum(len(c) for c in self.chunks)

@@ -1,0 +1,70 @@
+"""The customer-level plan's entry point: which method solves which list.
+
+- Customers without scores form one class per segment (identical data): the class model is tiny
+  and :func:`customers.solve_classes` solves it directly.
+- Scored lists of more than :data:`customers.DIRECT_LIMIT` classes go to the dual method of
+  :mod:`.lagrangian`, over chunks in this process (here) or over a Dask cluster's partitions
+  (:mod:`.distributed`); smaller ones to the class model's single LP.
+
+``method`` forces one ("sifting": the class model's reduced-cost sifting, kept as the benchmark's
+reference; "lagrangian").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from dmplan.solver.common import Certificate, ProgressCallback
+from dmplan.solver.coupon import chunks as ch
+from dmplan.solver.coupon.checks import check_assignment
+from dmplan.solver.coupon.customers import DIRECT_LIMIT, solve_classes
+from dmplan.solver.coupon.lagrangian import solve_scored
+from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
+
+Method = Literal["auto", "sifting", "lagrangian"]
+
+
+def solve_customers(
+    problem: CouponProblem,
+    customers: CustomerList,
+    *,
+    time_limit: float | None = None,
+    gap: float = 1e-6,
+    progress: ProgressCallback | None = None,
+    method: Method = "auto",
+) -> CustomerResult:
+    """One mailing per customer, maximising expected extra conversions within the budget and the
+    minimum counts; the result carries the proven bound and a re-check of the assignment."""
+    scored = customers.probability is not None
+    if method == "sifting" or (method == "auto" and (not scored or len(customers) <= DIRECT_LIMIT)):
+        return solve_classes(problem, customers, time_limit=time_limit, gap=gap, progress=progress)
+    if not scored:
+        customers = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
+    store = ch.ChunkStore.of(problem, customers)
+    plan = solve_scored(problem, store, time_limit=time_limit, gap=gap, progress=progress)
+    cert = plan.certificate
+    if plan.overrides is None or plan.duals is None or plan.window is None:
+        return CustomerResult(problem, customers, cert, None, plan.lp_bound, "lagrangian", plan.details)
+    parts = store.map(ch.assign, plan.duals, plan.window, plan.overrides, store.economics)
+    assignment = np.concatenate([mailings for mailings, _ in parts]).astype(np.int64)
+    # the re-check: from the scores and the assignment alone, not from the method's totals
+    assert customers.probability is not None
+    econ = store.economics
+    unit_cost = econ.cost(customers.probability)
+    feasibility = check_assignment(problem, customers.segment, unit_cost, assignment)
+    rows = np.arange(len(assignment))
+    objective = float(econ.gain(customers.probability)[rows, assignment].sum())
+    checked = Certificate(
+        cert.status,
+        objective,
+        cert.bound,
+        cert.seconds,
+        cert.solver,
+        cert.iterations,
+        feasibility,
+        cert.message,
+        cert.extra,
+    )
+    return CustomerResult(problem, customers, checked, assignment, plan.lp_bound, "lagrangian", plan.details)
