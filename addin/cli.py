@@ -168,6 +168,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             progress=report,
             customers_file=Path(args.customers).resolve() if args.customers else None,
             mailing_list_file=Path(args.mailing_list).resolve() if args.mailing_list else None,
+            dask_scheduler=args.dask,
         )
         result = solve_file(book, out, options)
     if summary_path is not None:
@@ -261,6 +262,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--mailing-list", metavar="PATH", help="write the customer-level mailing list to this .csv/.parquet file"
+    )
+    solve.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="plan the --customers files on this Dask scheduler (tcp://host:8786, or 'local' for this machine)",
     )
     solve.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     solve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

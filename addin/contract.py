@@ -65,6 +65,7 @@ class RunOptions:
     customers_file: Path | None = None  #: customer list in CSV/Parquet files instead of a Customers table
     mailing_list_file: Path | None = None  #: where the customer-level mailing list goes (.csv/.parquet)
     folder: Path | None = None  #: the workbook's folder: Settings paths are relative to it
+    dask_scheduler: str | None = None  #: plan a customers file on this Dask cluster ("local": this machine)
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (math.isfinite(self.time_limit) and self.time_limit > 0):

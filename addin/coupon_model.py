@@ -27,6 +27,8 @@ from dmplan.solver.coupon import (
     solve,
     solve_customers,
 )
+from dmplan.solver.coupon.chunks import segment_counts
+from dmplan.solver.coupon.lagrangian import solve_scored
 
 SOLVERS: tuple[str, ...] = ("highs", "pulp")
 #: The Settings keys this model reads (any other key gets a warning naming the closest one).
@@ -39,6 +41,7 @@ SETTINGS: tuple[str, ...] = (
     "pareto_points",
     "customers_file",
     "mailing_list_file",
+    "dask_scheduler",
 )
 SEGMENT_IDS = ("segment", "segment_id")
 RESERVED = {"segment", "segment_id", "customers", "customer_id"}
@@ -60,6 +63,7 @@ class CouponInput:
     warnings: list[str]
     customers_file: Path | None = None  #: the customer list came from these files, not a Customers table
     mailing_list_file: Path | None = None  #: where the mailing list is to be written
+    cluster: Any = None  #: the customers file's partitions on a Dask cluster (a DaskStore), not in ``customers``
 
 
 # ------------------------------------------------------------------------------ reading
@@ -123,33 +127,6 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
     ]
     keys = {h: [as_text(v) for v in segments_table.values(h)] for h in key_columns}
 
-    customers_table = source.table("Customers")
-    customers = None
-    if options.customers_file is not None:
-        if customers_table is not None:
-            raise customers_table.error(
-                f"the workbook has a Customers table and a customers file ({options.customers_file}).",
-                fix="Remove one of them: the customer list comes from one place.",
-            )
-        from dmplan.addin.customer_files import Segments, read_customers  # polars: only for customer files
-
-        listed = Segments(segment_ids, {normalize(h): v for h, v in keys.items()}, [m.id for m in mailings])
-        customers = read_customers(options.customers_file, listed)
-    elif customers_table is not None:
-        customers_table.require_rows()
-        customers = _read_customers(customers_table, segments_table, id_col, segment_ids, keys, mailings)
-    if segments_table.has("customers"):
-        counts = np.array(segments_table.numbers("customers", minimum=0, integer=True, what="count of customers"))
-        from_customers = False
-    elif customers is not None:
-        counts = np.bincount(customers.segment, minlength=len(segment_ids)).astype(float)
-        from_customers = True
-    else:
-        raise segments_table.error(
-            "column 'customers' is missing and there is no Customers table to count customers from.",
-            fix="Add a column 'customers' with the number of customers per segment, or a Customers table.",
-        )
-
     budget = settings.number("budget", required=True, minimum=0)
     baseline = settings.text("baseline_mailing")
     if baseline is not None:
@@ -161,14 +138,52 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
                 fix=f"Use one of: {', '.join(m.id for m in mailings)}.",
             )
         baseline = match[0]
-    try:
-        problem = CouponProblem(tuple(segment_ids), counts, mailings, probability, float(budget or 0.0), baseline)
-    except InputError as error:
-        located: dict[str, tuple[Table | None, str]] = {
-            "Segments": (segments_table, id_col),
-            "Mailings": (mailings_table, "mailing"),
-        }
-        raise locate(error, settings, located) from None
+
+    def problem_of(counts: np.ndarray) -> CouponProblem:
+        try:
+            return CouponProblem(tuple(segment_ids), counts, mailings, probability, float(budget or 0.0), baseline)
+        except InputError as error:
+            located: dict[str, tuple[Table | None, str]] = {
+                "Segments": (segments_table, id_col),
+                "Mailings": (mailings_table, "mailing"),
+            }
+            raise locate(error, settings, located) from None
+
+    customers_table = source.table("Customers")
+    customers = None
+    cluster = None
+    if options.customers_file is not None:
+        if customers_table is not None:
+            raise customers_table.error(
+                f"the workbook has a Customers table and a customers file ({options.customers_file}).",
+                fix="Remove one of them: the customer list comes from one place.",
+            )
+        from dmplan.addin.customer_files import Segments, read_customers  # polars: only for customer files
+
+        listed = Segments(segment_ids, {normalize(h): v for h, v in keys.items()}, [m.id for m in mailings])
+        if options.dask_scheduler:
+            cluster = _load_on_cluster(options.dask_scheduler, options.customers_file, listed, problem_of)
+        else:
+            customers = read_customers(options.customers_file, listed)
+    elif customers_table is not None:
+        customers_table.require_rows()
+        customers = _read_customers(customers_table, segments_table, id_col, segment_ids, keys, mailings)
+    if segments_table.has("customers"):
+        counts = np.array(segments_table.numbers("customers", minimum=0, integer=True, what="count of customers"))
+        from_customers = False
+    elif customers is not None:
+        counts = np.bincount(customers.segment, minlength=len(segment_ids)).astype(float)
+        from_customers = True
+    elif cluster is not None:
+        counts = np.sum(cluster.map(segment_counts, len(segment_ids)), axis=0).astype(float)
+        from_customers = True
+    else:
+        raise segments_table.error(
+            "column 'customers' is missing and there is no Customers table to count customers from.",
+            fix="Add a column 'customers' with the number of customers per segment, or a Customers table.",
+        )
+
+    problem = problem_of(counts)
     points = settings.number("pareto_points", 20, minimum=2, maximum=200, integer=True)
     budget_from = settings.number("pareto_budget_from", minimum=0)
     budget_to = settings.number("pareto_budget_to", minimum=0)
@@ -195,7 +210,24 @@ def read_input(source: TableSource, options: RunOptions | None = None) -> Coupon
         warnings,
         options.customers_file,
         options.mailing_list_file,
+        cluster,
     )
+
+
+def _load_on_cluster(address: str, spec: Path, listed: Any, problem_of: Any) -> Any:
+    """The customers file's partitions on the cluster at ``address`` (a DaskStore).
+
+    The coupon economics come from the tables before the counts do (the counts are the
+    cluster's): the problem is first checked with no customers."""
+    from dmplan.addin.dask_customers import connect, load
+
+    provisional = problem_of(np.zeros(len(listed.ids)))
+    client = connect(address)
+    try:
+        return load(client, spec, listed, provisional)
+    except BaseException:
+        client.close()
+        raise
 
 
 def _read_customers(
@@ -278,7 +310,13 @@ def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOut
     deadline = Deadline(options.time_limit)
     result = solve(data.problem, solver=data.solver)
     customer_result = None
-    if data.customers is not None:
+    written = None
+    if data.cluster is not None:
+        try:
+            customer_result, written = _run_on_cluster(data, deadline, options)
+        finally:
+            data.cluster.client.close()
+    elif data.customers is not None:
         customer_result = solve_customers(
             data.problem, data.customers, time_limit=deadline.remaining(), progress=options.progress
         )
@@ -288,15 +326,30 @@ def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOut
         notes.append("The budget sweep was skipped: the plan used the whole time limit.")
     else:
         sweep = budget_sweep(data.problem, data.pareto_points, data.pareto_from, data.pareto_to)
-    written = None
     if data.mailing_list_file is not None and customer_result is not None and customer_result.assignment is not None:
         written = _write_mailing_list(data.mailing_list_file, customer_result)
     return CouponOutcome(data, result, sweep, customer_result, deadline.elapsed(), notes, written)
 
 
+def _run_on_cluster(data: CouponInput, deadline: Deadline, options: RunOptions) -> tuple[CustomerResult, Path | None]:
+    """The customer-level plan on the cluster; the workers write the mailing list (when asked for)."""
+    from dmplan.addin.dask_customers import write_parts
+
+    store = data.cluster
+    plan = solve_scored(data.problem, store, time_limit=deadline.remaining(), progress=options.progress)
+    result = CustomerResult(
+        data.problem, None, plan.certificate, None, plan.lp_bound, "lagrangian on dask", plan.details, store.size
+    )
+    written = None
+    if data.mailing_list_file is not None and plan.overrides is not None:
+        assert plan.duals is not None and plan.window is not None
+        written = write_parts(store, data.mailing_list_file, data.problem, plan.duals, plan.window, plan.overrides)
+    return result, written
+
+
 def chosen_probability(result: CustomerResult) -> np.ndarray:
     """Each customer's conversion probability for the mailing the plan sends it."""
-    assert result.assignment is not None
+    assert result.assignment is not None and result.customers is not None
     c, p = result.customers, result.problem
     rows = np.arange(len(result.assignment))
     if c.probability is not None:
@@ -307,7 +360,7 @@ def chosen_probability(result: CustomerResult) -> np.ndarray:
 def _write_mailing_list(path: Path, result: CustomerResult) -> Path:
     from dmplan.addin.customer_files import write_mailing_list  # polars: only for a mailing-list file
 
-    assert result.assignment is not None
+    assert result.assignment is not None and result.customers is not None
     p, c = result.problem, result.customers
     return write_mailing_list(
         path,
@@ -356,7 +409,7 @@ def summary(outcome: CouponOutcome) -> dict[str, Any]:
             customer_bound=c.certificate.bound,
             customer_gap=c.certificate.gap,
             customer_seconds=c.certificate.seconds,
-            customers=len(c.customers),
+            customers=c.customer_count,
             mailing_list_file=None if outcome.mailing_list_file is None else str(outcome.mailing_list_file),
         )
     return out

@@ -52,13 +52,18 @@ def _mailing_list_on_sheet(outcome: CouponOutcome) -> bool:
 def _mailing_list_note(outcome: CouponOutcome) -> str | None:
     """Where the mailing list went when it is not on its sheet (a note on DM Plan)."""
     c = outcome.customers
-    if c is None or c.assignment is None:
+    if c is None or not c.certificate.status.has_plan:
         return None
     if outcome.mailing_list_file is not None:
-        return f"The mailing list ({len(c.assignment):,} customers) was written to {outcome.mailing_list_file}."
+        return f"The mailing list ({c.customer_count:,} customers) was written to {outcome.mailing_list_file}."
+    if c.assignment is None:
+        return (
+            f"The mailing list ({c.customer_count:,} customers) stayed on the cluster: set mailing_list_file "
+            "in Settings, or --mailing-list, to have the workers write it."
+        )
     if not _mailing_list_on_sheet(outcome):
         return (
-            f"The mailing list ({len(c.assignment):,} customers) does not fit a sheet "
+            f"The mailing list ({c.customer_count:,} customers) does not fit a sheet "
             f"(at most {SHEET_ROWS - MAILING_LIST_TOP:,} rows): set mailing_list_file in Settings, "
             "or --mailing-list, to write it to a CSV or Parquet file."
         )
@@ -301,7 +306,7 @@ def _pareto_sheet(outcome: CouponOutcome) -> SheetSpec:
 
 def _mailing_list_sheet(outcome: CouponOutcome) -> SheetSpec:
     c = outcome.customers
-    assert c is not None and c.assignment is not None
+    assert c is not None and c.assignment is not None and c.customers is not None
     p = outcome.data.problem
     mids = [m.id for m in p.mailings]
     labels = [m.label for m in p.mailings]

@@ -84,6 +84,7 @@ def resolve_options(source: TableSource, overrides: RunOptions, defaults: Defaul
         customers_file=overrides.customers_file or _settings_path(settings, "customers_file", overrides.folder),
         mailing_list_file=overrides.mailing_list_file
         or _settings_path(settings, "mailing_list_file", overrides.folder),
+        dask_scheduler=overrides.dask_scheduler or settings.text("dask_scheduler") or None,
     )
 
 

@@ -108,7 +108,7 @@ def solve_scored(
     minimum = customer_minimums(problem, sizes)
 
     # samples of BASE_SAMPLE * LEVEL_FACTOR**l customers (each a subsample of the next), then everyone
-    level_sizes = []
+    level_sizes: list[int] = []
     while BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes) * 5 <= M:
         level_sizes.append(BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes))
     samples: list[ch.Rows] = []

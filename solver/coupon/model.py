@@ -301,12 +301,17 @@ class CustomerResult:
     """
 
     problem: CouponProblem
-    customers: CustomerList
+    customers: CustomerList | None  #: None when the list stayed on a cluster's workers
     certificate: Certificate
-    assignment: np.ndarray | None  #: mailing index per customer
+    assignment: np.ndarray | None  #: mailing index per customer (None: no plan, or it stayed on the workers)
     lp_bound: float | None = None
     method: str = ""
     details: dict[str, float] = field(default_factory=dict)
+    size: int | None = None  #: customers in the list when ``customers`` is None
+
+    @property
+    def customer_count(self) -> int:
+        return len(self.customers) if self.customers is not None else int(self.size or 0)
 
     @property
     def objective(self) -> float | None:
@@ -314,7 +319,7 @@ class CustomerResult:
 
     def counts(self) -> np.ndarray:
         """Customers per (segment, mailing)."""
-        assert self.assignment is not None
+        assert self.assignment is not None and self.customers is not None
         S, D = self.problem.probability.shape
         flat = self.customers.segment * D + self.assignment
         return np.bincount(flat, minlength=S * D).reshape(S, D)

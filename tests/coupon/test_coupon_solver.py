@@ -12,8 +12,16 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from dmplan.solver.common import InputError, Status
-from dmplan.solver.coupon import CouponProblem, CustomerList, Mailing, budget_sweep, solve, solve_customers
-from dmplan.solver.coupon import chunks, lagrangian
+from dmplan.solver.coupon import (
+    CouponProblem,
+    CustomerList,
+    Mailing,
+    budget_sweep,
+    chunks,
+    lagrangian,
+    solve,
+    solve_customers,
+)
 from dmplan.solver.coupon import customers as sifting
 from dmplan.solver.coupon.book import book_problem, scored_customers
 from dmplan.solver.coupon.checks import customer_minimums
