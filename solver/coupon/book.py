@@ -32,14 +32,23 @@ def book_problem(budget: float = 1_000_000) -> tuple[CouponProblem, CustomerList
     return problem, CustomerList(np.array([r["customer_id"] for r in customers]), seg)
 
 
-def scored_customers(problem: CouponProblem, size: int, seed: int = 1) -> tuple[CouponProblem, CustomerList]:
+def scored_customers(
+    problem: CouponProblem, size: int, seed: int = 1, block: int = 1 << 24
+) -> tuple[CouponProblem, CustomerList]:
     """``size`` customers with individual scores: segment probability times a customer effect
     (lognormal, sigma 0.3) and a customer-mailing effect (lognormal, sigma 0.1); the budget
-    scales with the list (200 per customer, as the book's 1,000,000 for 5,000)."""
+    scales with the list (200 per customer, as the book's 1,000,000 for 5,000). Generated in
+    blocks of ``block`` customers, so a list of 100,000,000 needs little more than its scores."""
     rng = np.random.default_rng(seed)
-    seg = rng.integers(0, len(problem.segments), size)
-    p = problem.probability[seg] * rng.lognormal(0, 0.3, (size, 1)) * rng.lognormal(0, 0.1, (size, 3))
-    p = np.clip(p, 0.0, 1.0)
+    seg = np.empty(size, dtype=np.int64)
+    p = np.empty((size, problem.probability.shape[1]))
+    for start in range(0, size, block):
+        n = min(block, size - start)
+        s = rng.integers(0, len(problem.segments), n)
+        seg[start : start + n] = s
+        q = problem.probability[s] * rng.lognormal(0, 0.3, (n, 1))
+        q *= rng.lognormal(0, 0.1, (n, 3))
+        p[start : start + n] = np.clip(q, 0.0, 1.0)
     counts = np.bincount(seg, minlength=len(problem.segments))
     scaled = CouponProblem(
         problem.segments, counts, problem.mailings, problem.probability, problem.budget * size / 5000

@@ -2,7 +2,8 @@
 
 - Customers without scores form one class per segment (identical data): the class model is tiny
   and :func:`customers.solve_classes` solves it directly.
-- Scored lists of more than :data:`customers.DIRECT_LIMIT` classes go to the dual method of
+- Scored lists of more than :data:`customers.DIRECT_LIMIT` customers, most of them with scores of
+  their own, go to the dual method of
   :mod:`.lagrangian`, over chunks in this process (here) or over a Dask cluster's partitions
   (:mod:`.distributed`); smaller ones to the class model's single LP.
 
@@ -19,7 +20,7 @@ import numpy as np
 from dmplan.solver.common import Certificate, ProgressCallback
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.checks import check_assignment
-from dmplan.solver.coupon.customers import DIRECT_LIMIT, solve_classes
+from dmplan.solver.coupon.customers import DIRECT_LIMIT, SAMPLE_SIZE, solve_classes
 from dmplan.solver.coupon.lagrangian import solve_scored
 from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
 
@@ -38,7 +39,8 @@ def solve_customers(
     """One mailing per customer, maximising expected extra conversions within the budget and the
     minimum counts; the result carries the proven bound and a re-check of the assignment."""
     scored = customers.probability is not None
-    if method == "sifting" or (method == "auto" and (not scored or len(customers) <= DIRECT_LIMIT)):
+    small = len(customers) <= DIRECT_LIMIT
+    if method == "sifting" or (method == "auto" and (not scored or small or _mostly_identical(customers))):
         return solve_classes(problem, customers, time_limit=time_limit, gap=gap, progress=progress)
     if not scored:
         customers = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
@@ -68,3 +70,14 @@ def solve_customers(
         cert.extra,
     )
     return CustomerResult(problem, customers, checked, assignment, plan.lp_bound, "lagrangian", plan.details)
+
+
+def _mostly_identical(customers: CustomerList) -> bool:
+    """Do most customers share their scores with others (segment probabilities pasted as scores,
+    coarsely rounded scores)? Then the class model, which groups identical customers, is the one to
+    use: the dual method would find them all tied. Judged on a sample."""
+    assert customers.probability is not None
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(customers), min(SAMPLE_SIZE, len(customers)), replace=False)
+    rows = np.column_stack([customers.segment[pick], customers.probability[pick]])
+    return len(np.unique(rows, axis=0)) < 0.5 * len(pick)
