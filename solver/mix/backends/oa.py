@@ -331,7 +331,7 @@ class OuterApproximation:
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
 
-    def _polish_cheap(self, free: int) -> bool:
+    def polish_cheap(self, free: int) -> bool:
         """Whether an exact QP polish with ``free`` free activities is cheap (see ``polish_limit``)."""
         return free * max(1, self.rows.matrix.shape[0]) <= self.options.polish_limit
 
@@ -365,7 +365,7 @@ class OuterApproximation:
         free = int(np.count_nonzero(lower < upper))
         if free == 0:
             return None
-        if not self._polish_cheap(free):
+        if not self.polish_cheap(free):
             # the exact QP would cost seconds: polish on the LP over the cuts instead (warm, sparse)
             return self._fixed_lp(self._on_of(change), clock)
         return solve_box_qp(
@@ -408,7 +408,7 @@ class OuterApproximation:
         self._round_points.append(values)
         change = self.model.decode(values, self.problem)
         self._offer(change)
-        if self._polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
+        if self.polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
                 self._offer(polished)
@@ -464,7 +464,7 @@ class OuterApproximation:
             bound = float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
         solution = self.highs.getSolution()
         feasible = info.primal_solution_status == 2 and solution.value_valid
-        if feasible and clock.remaining() > 0 and not self._polish_cheap(self.problem.n):
+        if feasible and clock.remaining() > 0 and not self.polish_cheap(self.problem.n):
             # a cheap polish already ran on every plan of the round (callback); else polish the final plan here
             polished = self._polish(self.model.decode(np.asarray(solution.col_value), self.problem), clock)
             if polished is not None:
@@ -524,7 +524,7 @@ class OuterApproximation:
         """
         status = highspy.HighsModelStatus.kNotset
         previous = math.inf
-        heuristic = stop_gap is not None and self._polish_cheap(self.problem.n)
+        heuristic = stop_gap is not None and self.polish_cheap(self.problem.n)
         last_heuristic = -math.inf
         for r in range(self.options.lp_rounds if rounds is None else rounds):
             if clock.remaining() <= (keep if r > 0 else 0.0):
@@ -556,7 +556,7 @@ class OuterApproximation:
     def _local_search(self, clock: Clock) -> None:
         """Region moves from the incumbent (:mod:`dmplan.solver.mix.local`), when an exact QP is cheap: at most
         ``local_search`` seconds and ``local_search_share`` of the time left."""
-        if self.incumbent is None or self.options.local_search <= 0 or not self._polish_cheap(self.problem.n):
+        if self.incumbent is None or self.options.local_search <= 0 or not self.polish_cheap(self.problem.n):
             return
         left = clock.remaining()
         seconds = min(
@@ -614,7 +614,7 @@ class OuterApproximation:
         first = np.ones(order.size, dtype=bool)
         first[1:] = activity[order][1:] != activity[order][:-1]
         best = order[first]
-        cheap = self._polish_cheap(self.problem.n)
+        cheap = self.polish_cheap(self.problem.n)
         for threshold in (0.5, 1e-6):
             chosen = best[z[best] >= threshold]
             chosen = chosen[np.argsort(-z[chosen], kind="stable")][: self.problem.k]
@@ -680,7 +680,7 @@ class OuterApproximation:
             # root rounds stop with ROUNDING_SHARE of the limit left for the rounding: a 10 s solve on a
             # loaded machine otherwise spent it all on the last 0.001% of the bound and returned no plan
             keep = 0.0
-            if clock.limit is not None and not self._polish_cheap(self.problem.n):
+            if clock.limit is not None and not self.polish_cheap(self.problem.n):
                 keep = ROUNDING_SHARE * clock.limit
             status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
             if status == highspy.HighsModelStatus.kInfeasible:
