@@ -25,10 +25,12 @@ point farthest above the straight line from the first to the last charted point 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -38,7 +40,11 @@ from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.api import DEFAULT_SOLVER, finish, formulate, solve
 from dmplan.solver.mix.backends.base import BackendOutcome
 from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions
-from dmplan.solver.mix.qp import linear_rows, solve_box_qp
+from dmplan.solver.mix.qp import linear_rows, polish_regions
+from dmplan.solver.mix.secant import secant_plan
+
+if TYPE_CHECKING:  # the backend loads when a sweep runs on it
+    from dmplan.solver.mix.backends.oa import OuterApproximation
 
 INF = highspy.kHighsInf
 #: share of the sweep's time the smallest-K LP may use at most (it takes about 1 s on the retailer case)
@@ -47,6 +53,9 @@ FLOOR_SHARE = 0.15
 MIN_RETRY = 0.5
 #: share of the sweep's time (after the smallest-K LP) for the search of a plan with few changes
 FEWEST_SHARE = 0.05
+#: share of a point's time kept for the secant MILP (:mod:`dmplan.solver.mix.secant`) when the live model
+#: leaves the point short of the gap
+SECANT_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -138,9 +147,10 @@ class ChangesFloor:
     lp_value: float | None  #: the LP optimum (None when infeasible)
     forcing_rows: tuple[str, ...]
     infeasible: bool = False  #: the rows cannot hold even with every activity free (no K works)
-    #: the LP's value of every region binary of the formulation built with ``max_changes = movable - 1``
-    #: (None when the LP was not solved): :func:`fewest_changes_plan` searches where it is positive
-    binaries: np.ndarray | None = None
+    #: the LP's value of every column of the formulation built with a binding cap (``formulate(problem with
+    #: max_changes = movable - 1, "misocp")``; None when the LP was not solved): the plans with few changes are
+    #: searched where its region binaries are positive
+    columns: np.ndarray | None = None
 
 
 def k_values(n: int, points: int, start: int = 0) -> list[int]:
@@ -207,9 +217,9 @@ def changes_lower_bound(problem: MixProblem, time_limit: float | None = None) ->
     rule_names = set(linear_rows(problem).names)
     order = np.argsort(-duals, kind="stable")
     forcing = tuple(names[r] for r in order if duals[r] > 1e-9 and names[r] in rule_names)
-    binaries = np.asarray(highs.getSolution().col_value, dtype=float)[np.flatnonzero(model.integer)]
+    columns = np.asarray(highs.getSolution().col_value, dtype=float)
     # the LP's value carries HiGHS's tolerances: round up only what is clearly above an integer
-    return ChangesFloor(max(0, math.ceil(value - 1e-6 * max(1.0, value))), value, forcing, binaries=binaries)
+    return ChangesFloor(max(0, math.ceil(value - 1e-6 * max(1.0, value))), value, forcing, columns=columns)
 
 
 def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: float | None = None) -> np.ndarray | None:
@@ -230,7 +240,7 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     time_limit:
         Seconds for the MILP and the QP together (None: until HiGHS proves the restricted MILP within 1%).
     """
-    if floor.binaries is None or floor.infeasible:
+    if floor.columns is None or floor.infeasible:
         return None
     began = time.perf_counter()
     movable = int(regions(problem).movable.sum())
@@ -242,7 +252,7 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     cost = np.zeros(model.num_vars)
     cost[integer] = 1.0
     col_upper = model.upper.copy()
-    col_upper[integer[floor.binaries <= 1e-6]] = 0.0  # activities the LP leaves unchanged stay unchanged
+    col_upper[integer[floor.columns[integer] <= 1e-6]] = 0.0  # activities the LP leaves unchanged stay unchanged
     arrays = MilpArrays.from_matrix(
         model.matrix[keep],
         cost=cost,
@@ -276,23 +286,6 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     rest = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began))
     polished = polish_regions(unlimited, plan, rest)
     return polished if polished is not None and problem.revenue(polished) > problem.revenue(plan) else plan
-
-
-def polish_regions(problem: MixProblem, change: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
-    """The best plan that changes the same activities in the same directions as ``change`` (the convex QP
-    over their regions; an activity with minimum change 0 may use its whole range); re-checked, or None."""
-    reg = regions(problem)
-    keep = np.flatnonzero(change != 0)
-    lower = np.zeros(problem.n)
-    upper = np.zeros(problem.n)
-    down = keep[change[keep] < 0]
-    up = keep[change[keep] > 0]
-    lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
-    lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
-    merged = keep[problem.min_change[keep] == 0]
-    lower[merged], upper[merged] = reg.dec_lo[merged], reg.inc_hi[merged]
-    plan = solve_box_qp(problem, lower, upper, time_limit=time_limit)
-    return plan if plan is not None and check_plan(problem, plan).ok else None
 
 
 def cut_down(problem: MixProblem, change: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
@@ -410,8 +403,7 @@ def pareto_over_changes(
         began = time.perf_counter()  # the cut-down counts against the point's share
         # cutting the larger K's plan down costs an exact QP over its changes: seconds on the retailer case, where
         # the live model's own root rounding (about 1 s there) gives a better plan, so only where it is cheap
-        cheap = live is None or live.polish_cheap(k)
-        warm = None if larger is None or not cheap else cut_down(sub, larger, share)
+        warm = None if larger is None or not (live is None or live.polish_cheap(k)) else cut_down(sub, larger, share)
         for start_plan in starts:
             fits = np.count_nonzero(start_plan) <= k
             if fits and (warm is None or problem.revenue(start_plan) > problem.revenue(warm)):
@@ -419,14 +411,14 @@ def pareto_over_changes(
         rest = None if share is None else max(0.0, share - (time.perf_counter() - began))
         if live is not None and k >= 1:
             live.set_max_changes(k)
-            outcome = live.solve(time_limit=rest, gap=gap, warm_start=warm)
-            result = finish(sub, outcome, "misocp", name, gap, time.perf_counter() - began)
+            small = live.polish_cheap(problem.n)  # an exact QP over every activity is cheap: a small model
+            result = _solve_point(live, sub, floor, warm, rest, gap, name, small)
             # this K's root duals bound every K (a tangent of the concave LP value)
             for other, tangent in zip(ks, live.bounds_at(ks), strict=True):
                 if tangent is not None:
                     tangents[other] = min(tangents.get(other, math.inf), tangent)
             spare = None if share is None else share - (time.perf_counter() - began)
-            if result.status == Status.FEASIBLE and cheap and (spare is None or spare > MIN_RETRY):
+            if result.status == Status.FEASIBLE and small and (spare is None or spare > MIN_RETRY):
                 # the live model stopped short of the gap with time to spare (its MILP rounds stall on some K
                 # of small models): a fresh solve of this K from the best plan so far (not on a large model,
                 # whose cold root alone takes seconds)
@@ -467,6 +459,69 @@ def pareto_over_changes(
         seconds=time.perf_counter() - start,
         message=message,
     )
+
+
+def _solve_point(
+    live: OuterApproximation,
+    problem: MixProblem,
+    floor: ChangesFloor,
+    warm: np.ndarray | None,
+    seconds: float | None,
+    gap: float,
+    name: str,
+    small: bool,
+) -> MixResult:
+    """One K on the live model (already set to ``problem.k``) within ``seconds``.
+
+    On a small model (``small``: an exact QP over every activity is cheap) the whole loop runs: root,
+    rounding, MILP rounds. On a large model the MILP rounds barely move (the retailer case's K = 506: no
+    better plan in 40 s), so the root and its rounding run first, and a point left short of the gap gives
+    SECANT_SHARE of its time left to the secant MILP near the floor LP, this K's root and the plan in hand,
+    and the rest to MILP rounds.
+    """
+    began = time.perf_counter()
+
+    def spare() -> float | None:
+        return None if seconds is None else seconds - (time.perf_counter() - began)
+
+    if small:
+        outcome = live.solve(time_limit=seconds, gap=gap, warm_start=warm)
+        return finish(problem, outcome, "misocp", name, gap, time.perf_counter() - began)
+    rounds = live.options.max_rounds
+    live.options.max_rounds = 0  # the root and its rounding only
+    try:
+        outcome = live.solve(time_limit=seconds, gap=gap, warm_start=warm)
+    finally:
+        live.options.max_rounds = rounds
+    result = finish(problem, outcome, "misocp", name, gap, time.perf_counter() - began)
+    left = spare()
+    if result.status == Status.FEASIBLE and (left is None or left > MIN_RETRY):
+        allowed = _near(live, floor, result.change)
+        budget = None if left is None else SECANT_SHARE * left
+        found = secant_plan(problem, live.model, allowed, budget, start=result.change)
+        if found is not None and live.offer(found):
+            secant = BackendOutcome(Status.FEASIBLE, change=found, bound=result.bound, message="secant MILP")
+            result = _better(problem, result, finish(problem, secant, "misocp", name, gap, 0.0), gap)
+    left = spare()
+    if result.status == Status.FEASIBLE and (left is None or left > MIN_RETRY):
+        rounds_outcome = live.solve(time_limit=left, gap=gap, warm_start=result.change)
+        result = _better(problem, result, finish(problem, rounds_outcome, "misocp", name, gap, 0.0), gap)
+    return dataclasses.replace(
+        result, certificate=dataclasses.replace(result.certificate, seconds=time.perf_counter() - began)
+    )
+
+
+def _near(live: OuterApproximation, floor: ChangesFloor, plan: np.ndarray | None) -> np.ndarray:
+    """Region binaries (flags over ``live``'s columns) on in the floor's LP, in the live model's last root LP
+    or in ``plan``: where :func:`secant_plan` searches."""
+    model = live.model
+    allowed = np.zeros(model.num_vars, dtype=bool)
+    for values in (floor.columns, live.root_values):
+        if values is not None and values.size == model.num_vars:
+            allowed |= values > 1e-6
+    if plan is not None:
+        allowed |= model.encode(plan, live.problem) > 0.5
+    return allowed & model.integer
 
 
 def _fill_plans(

@@ -152,6 +152,7 @@ class OuterApproximation:
         self._add_initial_cuts()
         self._integral = False
         self._root_duals: np.ndarray | None = None  #: row duals of the last root LP (for :meth:`bounds_at`)
+        self.root_values: np.ndarray | None = None  #: column values of the last root LP (heuristics search near it)
         self.search_stats = SearchStats()  #: what the last local search did
 
     def set_max_changes(self, k: int) -> None:
@@ -318,7 +319,7 @@ class OuterApproximation:
         return self._add_cuts(on, np.clip(points, m.piece_lo[pieces[on]], m.piece_hi[pieces[on]]))
 
     # -- plans -----------------------------------------------------------------------------------------
-    def _offer(self, change: np.ndarray) -> bool:
+    def offer(self, change: np.ndarray) -> bool:
         """Keep ``change`` as the incumbent when it is better; returns True when it was."""
         if not check_plan(self.problem, change).ok:
             return False
@@ -407,11 +408,11 @@ class OuterApproximation:
             return
         self._round_points.append(values)
         change = self.model.decode(values, self.problem)
-        self._offer(change)
+        self.offer(change)
         if self.polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
-                self._offer(polished)
+                self.offer(polished)
         self._report("oa MILP round: new plan", float(event.data_out.mip_dual_bound))
 
     def _run(
@@ -468,7 +469,7 @@ class OuterApproximation:
             # a cheap polish already ran on every plan of the round (callback); else polish the final plan here
             polished = self._polish(self.model.decode(np.asarray(solution.col_value), self.problem), clock)
             if polished is not None:
-                self._offer(polished)
+                self.offer(polished)
         return MilpRun(
             status,
             bound,
@@ -489,12 +490,12 @@ class OuterApproximation:
         def on_plan(values: np.ndarray, latest: bool) -> None:
             self._round_points.append(values)
             change = self.model.decode(values, self.problem)
-            self._offer(change)
+            self.offer(change)
             # the polish runs here while the child searches on; of a burst of plans only the latest is polished
             if latest and round_clock.remaining() > 0:
                 polished = self._polish(change, round_clock)
                 if polished is not None:
-                    self._offer(polished)
+                    self.offer(polished)
             self._report("oa MILP round: new plan")
 
         def stop(bound: float) -> bool:
@@ -570,7 +571,7 @@ class OuterApproximation:
             tick=lambda: self._report("oa local search", every=PROGRESS_EVERY),
         )
         self.search_stats = stats
-        if self._offer(plan):
+        if self.offer(plan):
             self._report(f"oa local search: +{stats.gain:.6g} in {stats.moves} moves")
 
     def _lp_values(self) -> np.ndarray:
@@ -622,7 +623,7 @@ class OuterApproximation:
             on[chosen] = True
             change = self._complete(on, clock)
             # an exact polish is cheap enough to try both thresholds; the LP twin is not
-            if change is not None and self._offer(change) and not cheap:
+            if change is not None and self.offer(change) and not cheap:
                 return
             if clock.remaining() <= 0:
                 return
@@ -663,7 +664,7 @@ class OuterApproximation:
     def _solve(self, clock: Clock, gap: float, warm_start: np.ndarray | None) -> BackendOutcome:
         options = self.options
         if warm_start is not None:
-            self._offer(np.asarray(warm_start, dtype=float))
+            self.offer(np.asarray(warm_start, dtype=float))
         m = self.model
         integer = np.flatnonzero(m.integer)
         isolate = options.isolate and clock.limit is not None and integer.size > 0
@@ -674,7 +675,7 @@ class OuterApproximation:
             except WorkerFailed:
                 isolate = False
         nodes = 0
-        self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
+        self.offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             # with a limit and a model whose rounding runs on the LP twin (seconds on the retailer case), the
             # root rounds stop with ROUNDING_SHARE of the limit left for the rounding: a 10 s solve on a
@@ -689,6 +690,7 @@ class OuterApproximation:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 self._upper = min(self._upper, float(self.root_bound))
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
+                self.root_values = self._lp_values().copy()
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
@@ -748,7 +750,7 @@ class OuterApproximation:
             hit = np.zeros(0, dtype=np.int64)
             if run.solution is not None:
                 values = run.solution
-                self._offer(m.decode(values, self.problem))  # each round path has polished its plans
+                self.offer(m.decode(values, self.problem))  # each round path has polished its plans
                 hit, points = self._violated(values, cut_tol)
                 self._add_cuts(hit, points)
             for found in self._round_points:  # the round's earlier plans: the approximation was off there too
