@@ -84,6 +84,10 @@ class OAOptions:
     #: (5.1 s -> 14.8 s; the other 9.2 s -> 8.1 s), measured in the same run
     local_search: float = 0.0
     local_search_share: float = 0.2
+    #: the dive after the root rounding on large models (see ``_dive``): the share of the fractional binaries
+    #: fixed on per step (0: off) and the LP cut rounds per step
+    dive_step: float = 0.1
+    dive_rounds: int = 2
 
 
 @dataclass
@@ -154,6 +158,7 @@ class OuterApproximation:
         self._root_duals: np.ndarray | None = None  #: row duals of the last root LP (for :meth:`bounds_at`)
         self.root_values: np.ndarray | None = None  #: column values of the last root LP (heuristics search near it)
         self.search_stats = SearchStats()  #: what the last local search did
+        self.dive_value: float | None = None  #: revenue of the last dive's plan (None: no dive ended in a plan)
 
     def set_max_changes(self, k: int) -> None:
         """Re-target this live model to another cap on changes K (the Pareto sweep solves one model per K).
@@ -554,6 +559,50 @@ class OuterApproximation:
             self._add_cuts(hit, points)
         return status
 
+    def _dive(self, values: np.ndarray, clock: Clock) -> None:
+        """Primal heuristic on the root LP ``values`` for large models: a dive on the LP twin.
+
+        The binaries the root leaves at 0 are fixed off; then, until no binary is fractional, every free
+        binary at 0.9 or more and the ``dive_step`` share of the other fractional ones with the largest values
+        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP's plan is offered. A
+        LP that turns infeasible (the cap or a rule) or the clock ends the dive without a plan. Measured on the
+        retailer case: 2,282,349.9 after 4.6 s (10 fixing rounds) against the root rounding's 2,282,017.3 and
+        the best plan known of 2,282,398.7 (from a 1,155 s run); a step of 0.05 gives 2,282,387.0 in 7.6 s.
+        """
+        zcols = self._binaries
+        if zcols.size == 0 or self.options.dive_step <= 0:
+            return
+        index = zcols.astype(np.int32)
+        lower = self.model.lower[zcols].copy()
+        upper = self.model.upper[zcols].copy()
+        z = values[zcols]
+        upper[z <= 1e-6] = 0.0
+        try:
+            for _ in range(zcols.size):
+                if clock.remaining() <= 0:
+                    return
+                free = (lower < 0.5) & (upper > 0.5)
+                fractional = np.flatnonzero(free & (z > 1e-6) & (z < 1 - 1e-6))
+                if fractional.size == 0:
+                    plan = self.model.decode(self._lp_values(), self.problem)
+                    if check_plan(self.problem, plan).ok:
+                        self.dive_value = self.problem.revenue(plan)
+                    if self.offer(plan):
+                        self._report("oa root: dive")
+                    return
+                high = np.flatnonzero(free & (z >= 0.9))
+                count = max(1, int(self.options.dive_step * fractional.size))
+                top = fractional[np.argsort(-z[fractional], kind="stable")[:count]]
+                lower[high] = 1.0
+                lower[top] = 1.0
+                self.lp.changeColsBounds(index.size, index, lower, upper)
+                status = self._lp_rounds(clock, self.options.dive_rounds, record=False)
+                if status != highspy.HighsModelStatus.kOptimal:
+                    return
+                z = self._lp_values()[zcols]
+        finally:
+            self.lp.changeColsBounds(index.size, index, self.model.lower[zcols], self.model.upper[zcols])
+
     def _local_search(self, clock: Clock) -> None:
         """Region moves from the incumbent (:mod:`dmplan.solver.mix.local`), when an exact QP is cheap: at most
         ``local_search`` seconds and ``local_search_share`` of the time left."""
@@ -698,6 +747,9 @@ class OuterApproximation:
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
                 self._report("oa root: rounded the relaxation")
+                closed = relative_gap(self._incumbent_or_none(), self._upper)
+                if clock.remaining() > 0 and (closed is None or closed > gap) and not self.polish_cheap(self.problem.n):
+                    self._dive(values, clock)
                 closed = relative_gap(self._incumbent_or_none(), self._upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._local_search(clock)
