@@ -4,19 +4,22 @@ The sweep, within ONE time budget given by the caller (the workbook's time limit
 used):
 
 1. **Smallest feasible K.** The rules and the budget may force change (the retailer case: its budget is
-   90% of the baseline spend, and no plan changes fewer than 334 activities). The LP relaxation of
-   "minimise the number of changes" (:func:`changes_lower_bound`) proves every K below ``ceil(LP)``
-   infeasible in about a second and names the rows that force change (those with a non-zero dual). The
-   grid of K starts there, not at 0.
-2. **One live model for all K** (the ``oa`` backend): the K are solved in increasing order on one
+   90% of the baseline spend). The LP relaxation of "minimise the number of changes"
+   (:func:`changes_lower_bound`) proves every K below ``ceil(LP)`` infeasible in about a second and names
+   the rows that force change (those with a non-zero dual). A plan with few changes
+   (:func:`fewest_changes_plan`, the same MILP restricted to the binaries that LP switches on) is feasible
+   for every larger K, so the grid starts at its number of changes and every point has a plan; the K
+   between the proven floor and it are reported as unresolved (retailer case: floor 213, plan 329).
+2. **One live model for all K** (the ``oa`` backend): the K are solved largest first on one
    outer-approximation model whose count row is moved (:meth:`OuterApproximation.set_max_changes`). Its
    tangent cuts are valid for every K and its LP basis stays warm, so a point costs a fraction of a cold
-   solve (the retailer case's first LP alone takes 3.5 s). Each point has its own root bound and
-   rounding heuristic, and the plan of the previous (smaller) K as a warm start: a plan feasible for K is
-   feasible for every larger K. Other backends solve each point separately with the same warm start.
+   solve (the retailer case's first LP alone takes 3.5 s). Each point has its own root bound and rounding
+   heuristic and starts from the best plan in hand that fits it. On a small model each point runs the
+   whole loop, warm from the larger K's plan cut down to K greedily (:func:`cut_down`); on a large one
+   (:func:`_solve_point`) the root and its rounding, then for a point short of the gap the secant MILP
+   (:mod:`dmplan.solver.mix.secant`) and MILP rounds. Other backends solve each point separately.
 3. **Plans everywhere they exist.** Afterwards a point without a plan, or with a worse one, takes the best
-   plan of any smaller K, or of the next larger K cut down to K greedily (:func:`cut_down`): keep the K
-   changes with the largest revenue gain and re-solve the convex QP over their regions.
+   plan of any smaller K, or of the next larger K cut down to K.
 
 Every point keeps its own proven bound; a point says whether it has a plan (:attr:`ParetoPoint.has_plan`)
 and whether its K is proven infeasible, so a chart never draws a point without a plan. The knee is the
@@ -391,9 +394,9 @@ def pareto_over_changes(
         # it took the secant MILP's time and left the retailer case's K = 470 at 1.14% instead of 0.68%
         options = OAOptions(max_cuts_per_cone=400, lp_tolerance=tolerance, dive_step=0.0)
         live = OuterApproximation(first, formulate(first, "misocp"), options)
-    # largest K first: its root is the slow cold one and gets a quarter of the time; every smaller K then
-    # starts warm from the larger K's plan cut down to K (a plan feasible for K also holds for larger K,
-    # which the clean-up below carries upwards)
+    # largest K first: its root is the slow cold one and gets a quarter of the time; on a small model every
+    # smaller K then starts warm from the larger K's plan cut down to K (a plan feasible for K also holds for
+    # larger K, which the clean-up below carries upwards)
     larger: np.ndarray | None = None
     tangents: dict[int, float] = {}
     for index, k in enumerate(reversed(ks)):
@@ -518,6 +521,7 @@ def _near(live: OuterApproximation, floor: ChangesFloor, plan: np.ndarray | None
     or in ``plan``: where :func:`secant_plan` searches."""
     model = live.model
     allowed = np.zeros(model.num_vars, dtype=bool)
+    # the floor's LP ran on the same formulation (built with a binding cap, as the live model): same columns
     for values in (floor.columns, live.root_values):
         if values is not None and values.size == model.num_vars:
             allowed |= values > 1e-6
