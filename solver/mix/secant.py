@@ -65,6 +65,7 @@ def secant_plan(
         raise ValueError("the model has no max_changes row: build it with a binding cap")
     began = time.perf_counter()
     integer = np.flatnonzero(model.integer)
+    # pieces with a binary (every piece when the cap binds, as here); one without would earn nothing below
     pieces = np.flatnonzero(model.piece_z >= 0)
     lo = model.piece_lo[pieces]
     hi = model.piece_hi[pieces]
@@ -95,15 +96,15 @@ def secant_plan(
     highs = new_highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", 1e-4)
-    deadline = math.inf if time_limit is None else began + time_limit
+    # the polish after the MILP takes about a fifth of the time (an exact QP over the chosen regions)
+    deadline = math.inf if time_limit is None else began + 0.8 * time_limit
 
     def interrupt(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
         if time.perf_counter() >= deadline:  # HiGHS checks its own limit only between some phases
             event.interrupt()
 
     highs.cbMipInterrupt += interrupt
-    # the polish after the MILP takes about a fifth of the time (an exact QP over the chosen regions)
-    seconds = None if time_limit is None else max(0.01, 0.8 * time_limit - (time.perf_counter() - began))
+    seconds = None if time_limit is None else max(0.01, deadline - time.perf_counter())
     set_time_limit(highs, seconds)
     arrays.to_highs(highs)
     if start is not None:
