@@ -4,19 +4,22 @@ The sweep, within ONE time budget given by the caller (the workbook's time limit
 used):
 
 1. **Smallest feasible K.** The rules and the budget may force change (the retailer case: its budget is
-   90% of the baseline spend, and no plan changes fewer than 334 activities). The LP relaxation of
-   "minimise the number of changes" (:func:`changes_lower_bound`) proves every K below ``ceil(LP)``
-   infeasible in about a second and names the rows that force change (those with a non-zero dual). The
-   grid of K starts there, not at 0.
-2. **One live model for all K** (the ``oa`` backend): the K are solved in increasing order on one
+   90% of the baseline spend). The LP relaxation of "minimise the number of changes"
+   (:func:`changes_lower_bound`) proves every K below ``ceil(LP)`` infeasible in about a second and names
+   the rows that force change (those with a non-zero dual). A plan with few changes
+   (:func:`fewest_changes_plan`, the same MILP restricted to the binaries that LP switches on) is feasible
+   for every larger K, so the grid starts at its number of changes and every point has a plan; the K
+   between the proven floor and it are reported as unresolved (retailer case: floor 213, plan 329).
+2. **One live model for all K** (the ``oa`` backend): the K are solved largest first on one
    outer-approximation model whose count row is moved (:meth:`OuterApproximation.set_max_changes`). Its
    tangent cuts are valid for every K and its LP basis stays warm, so a point costs a fraction of a cold
-   solve (the retailer case's first LP alone takes 3.5 s). Each point has its own root bound and
-   rounding heuristic, and the plan of the previous (smaller) K as a warm start: a plan feasible for K is
-   feasible for every larger K. Other backends solve each point separately with the same warm start.
+   solve (the retailer case's first LP alone takes 3.5 s). Each point has its own root bound and rounding
+   heuristic and starts from the best plan in hand that fits it. On a small model each point runs the
+   whole loop, warm from the larger K's plan cut down to K greedily (:func:`cut_down`); on a large one
+   (:func:`_solve_point`) the root and its rounding, then for a point short of the gap the secant MILP
+   (:mod:`dmplan.solver.mix.secant`) and MILP rounds. Other backends solve each point separately.
 3. **Plans everywhere they exist.** Afterwards a point without a plan, or with a worse one, takes the best
-   plan of any smaller K, or of the next larger K cut down to K greedily (:func:`cut_down`): keep the K
-   changes with the largest revenue gain and re-solve the convex QP over their regions.
+   plan of any smaller K, or of the next larger K cut down to K.
 
 Every point keeps its own proven bound; a point says whether it has a plan (:attr:`ParetoPoint.has_plan`)
 and whether its K is proven infeasible, so a chart never draws a point without a plan. The knee is the
@@ -25,10 +28,12 @@ point farthest above the straight line from the first to the last charted point 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -38,13 +43,22 @@ from dmplan.solver.common import Progress, ProgressCallback, Status
 from dmplan.solver.mix.api import DEFAULT_SOLVER, finish, formulate, solve
 from dmplan.solver.mix.backends.base import BackendOutcome
 from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions
-from dmplan.solver.mix.qp import linear_rows, solve_box_qp
+from dmplan.solver.mix.qp import linear_rows, polish_regions
+from dmplan.solver.mix.secant import secant_plan
+
+if TYPE_CHECKING:  # the backend loads when a sweep runs on it
+    from dmplan.solver.mix.backends.oa import OuterApproximation
 
 INF = highspy.kHighsInf
 #: share of the sweep's time the smallest-K LP may use at most (it takes about 1 s on the retailer case)
 FLOOR_SHARE = 0.15
 #: a point the live model left unproven is re-solved fresh only with at least this many seconds of its share left
 MIN_RETRY = 0.5
+#: share of the sweep's time (after the smallest-K LP) for the search of a plan with few changes
+FEWEST_SHARE = 0.05
+#: share of a point's time kept for the secant MILP (:mod:`dmplan.solver.mix.secant`) when the live model
+#: leaves the point short of the gap
+SECANT_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,10 @@ class ChangesFloor:
     lp_value: float | None  #: the LP optimum (None when infeasible)
     forcing_rows: tuple[str, ...]
     infeasible: bool = False  #: the rows cannot hold even with every activity free (no K works)
+    #: the LP's value of every column of the formulation built with a binding cap (``formulate(problem with
+    #: max_changes = movable - 1, "misocp")``; None when the LP was not solved): the plans with few changes are
+    #: searched where its region binaries are positive
+    columns: np.ndarray | None = None
 
 
 def k_values(n: int, points: int, start: int = 0) -> list[int]:
@@ -202,8 +220,75 @@ def changes_lower_bound(problem: MixProblem, time_limit: float | None = None) ->
     rule_names = set(linear_rows(problem).names)
     order = np.argsort(-duals, kind="stable")
     forcing = tuple(names[r] for r in order if duals[r] > 1e-9 and names[r] in rule_names)
+    columns = np.asarray(highs.getSolution().col_value, dtype=float)
     # the LP's value carries HiGHS's tolerances: round up only what is clearly above an integer
-    return ChangesFloor(max(0, math.ceil(value - 1e-6 * max(1.0, value))), value, forcing)
+    return ChangesFloor(max(0, math.ceil(value - 1e-6 * max(1.0, value))), value, forcing, columns=columns)
+
+
+def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: float | None = None) -> np.ndarray | None:
+    """A plan with few changes (not proven fewest), polished for revenue; None when none was found in time.
+
+    The MILP "minimise the number of changes" over the region rows, restricted to the region binaries the
+    floor's LP switches on (every other activity keeps its spend). Restricted, HiGHS finds plans at once
+    (retailer case: 380 binaries, a plan with 329 changes after 0.4 s, 311 after 11 s), where on all 6,000
+    binaries its first plan after 40 s changed 811 activities. The plan's regions are then kept and the
+    convex QP over them gives the best revenue with those changes (:func:`polish_regions`).
+
+    Parameters
+    ----------
+    problem:
+        The problem (its cap is ignored).
+    floor:
+        :func:`changes_lower_bound`'s result (its LP values choose the binaries searched).
+    time_limit:
+        Seconds for the MILP and the QP together (None: until HiGHS proves the restricted MILP within 1%).
+    """
+    if floor.columns is None or floor.infeasible:
+        return None
+    began = time.perf_counter()
+    movable = int(regions(problem).movable.sum())
+    model = formulate(problem.with_max_changes(max(0, movable - 1)), "misocp")
+    keep = np.ones(model.num_rows, dtype=bool)
+    if model.count_row is not None:
+        keep[model.count_row] = False
+    integer = np.flatnonzero(model.integer)
+    cost = np.zeros(model.num_vars)
+    cost[integer] = 1.0
+    col_upper = model.upper.copy()
+    col_upper[integer[floor.columns[integer] <= 1e-6]] = 0.0  # activities the LP leaves unchanged stay unchanged
+    arrays = MilpArrays.from_matrix(
+        model.matrix[keep],
+        cost=cost,
+        col_lower=model.lower,
+        col_upper=col_upper,
+        row_lower=np.where(np.isfinite(model.row_lower[keep]), model.row_lower[keep], -INF),
+        row_upper=np.where(np.isfinite(model.row_upper[keep]), model.row_upper[keep], INF),
+        integer=integer,
+        offset=0.0,
+        maximize=False,
+    )
+    highs = new_highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("mip_rel_gap", 0.01)
+    deadline = math.inf if time_limit is None else began + time_limit
+
+    def interrupt(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
+        if time.perf_counter() >= deadline:  # HiGHS checks its own limit only between some phases
+            event.interrupt()
+
+    highs.cbMipInterrupt += interrupt
+    set_time_limit(highs, None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began)))
+    arrays.to_highs(highs)
+    highs.run()
+    if highs.getInfo().primal_solution_status != 2:
+        return None
+    plan = model.decode(np.asarray(highs.getSolution().col_value, dtype=float), problem)
+    unlimited = problem.with_max_changes(None)
+    if not check_plan(unlimited, plan).ok:
+        return None
+    rest = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began))
+    polished = polish_regions(unlimited, plan, rest)
+    return polished if polished is not None and problem.revenue(polished) > problem.revenue(plan) else plan
 
 
 def cut_down(problem: MixProblem, change: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
@@ -220,17 +305,10 @@ def cut_down(problem: MixProblem, change: np.ndarray, time_limit: float | None =
     span = np.where(x < 0, -reg.dec_lo[changed], reg.inc_hi[changed])
     for key in (-gain, -np.abs(x) / np.maximum(span, 1e-300)):
         keep = changed[np.argsort(key, kind="stable")[:k]]
-        lower = np.zeros(problem.n)
-        upper = np.zeros(problem.n)
-        down = keep[change[keep] < 0]
-        up = keep[change[keep] > 0]
-        lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
-        lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
-        # a region with minimum change 0 reaches zero: let such a kept activity use its whole range
-        merged = keep[problem.min_change[keep] == 0]
-        lower[merged], upper[merged] = reg.dec_lo[merged], reg.inc_hi[merged]
-        plan = solve_box_qp(problem, lower, upper, time_limit=time_limit)
-        if plan is not None and check_plan(problem, plan).ok:
+        kept = np.zeros(problem.n)
+        kept[keep] = change[keep]
+        plan = polish_regions(problem, kept, time_limit)
+        if plan is not None:
             return plan
     return None
 
@@ -287,10 +365,19 @@ def pareto_over_changes(
             seconds=time.perf_counter() - start,
             message=message,
         )
-    ks = k_values(problem.n, points, floor.k)
-    known = None if plan is None else np.asarray(plan, dtype=float)
-    if known is not None and not check_plan(problem.with_max_changes(problem.n), known).ok:
-        known = None
+    unlimited = problem.with_max_changes(problem.n)
+    starts = [] if plan is None else [np.asarray(plan, dtype=float)]  # plans feasible for every K they fit
+    if floor.k > 0:
+        remaining = left()
+        fewest = fewest_changes_plan(problem, floor, None if remaining is None else FEWEST_SHARE * remaining)
+        starts += [] if fewest is None else [fewest]
+    starts.append(np.zeros(problem.n))  # the baseline, a plan for every K when the budget and rules allow it
+    starts = [p for p in starts if check_plan(unlimited, p).ok]
+    # the grid starts at the fewest changes of a plan in hand: every point then has a plan, and the K between
+    # the proven floor and that plan are reported as unresolved, not charted without a plan
+    fewest_known = min((int(np.count_nonzero(p)) for p in starts), default=None)
+    first_k = floor.k if fewest_known is None else max(floor.k, fewest_known)
+    ks = k_values(problem.n, points, first_k)
     results: dict[int, MixResult] = {}
     sources: dict[int, str] = {}
     name = DEFAULT_SOLVER if solver == "auto" else solver
@@ -300,10 +387,16 @@ def pareto_over_changes(
         from dmplan.solver.mix.backends.oa import OAOptions, OuterApproximation
 
         first = problem.with_max_changes(max(1, ks[0]))  # a binding cap: the model gets its count row
-        live = OuterApproximation(first, formulate(first, "misocp"), OAOptions(max_cuts_per_cone=400))
-    # largest K first: its root is the slow cold one and gets a quarter of the time; every smaller K then
-    # starts warm from the larger K's plan cut down to K (a plan feasible for K also holds for larger K,
-    # which the clean-up below carries upwards)
+        # root rounds stop once the bound moves by less than a hundredth of the gap asked (at 0.1%: 1e-5, half
+        # the retailer case's warm root time of the default 1e-7 for a bound 0.0004% higher)
+        tolerance = min(max(gap / 100, OAOptions.lp_tolerance), 1e-5)
+        # no dive: at the middle K the root rounding closes the gap, at the smallest K (where the dive would run)
+        # it took the secant MILP's time and left the retailer case's K = 470 at 1.14% instead of 0.68%
+        options = OAOptions(max_cuts_per_cone=400, lp_tolerance=tolerance, dive_step=0.0)
+        live = OuterApproximation(first, formulate(first, "misocp"), options)
+    # largest K first: its root is the slow cold one and gets a quarter of the time; on a small model every
+    # smaller K then starts warm from the larger K's plan cut down to K (a plan feasible for K also holds for
+    # larger K, which the clean-up below carries upwards)
     larger: np.ndarray | None = None
     tangents: dict[int, float] = {}
     for index, k in enumerate(reversed(ks)):
@@ -313,23 +406,27 @@ def pareto_over_changes(
             share = max(share, remaining / 4)
         sub = problem.with_max_changes(k)
         began = time.perf_counter()  # the cut-down counts against the point's share
-        warm = None if larger is None else cut_down(sub, larger, share)
-        fits = known is not None and np.count_nonzero(known) <= k
-        if fits and known is not None and (warm is None or problem.revenue(known) > problem.revenue(warm)):
-            warm = known
+        # cutting the larger K's plan down costs an exact QP over its changes: seconds on the retailer case, where
+        # the live model's own root rounding (about 1 s there) gives a better plan, so only where it is cheap
+        warm = None if larger is None or not (live is None or live.polish_cheap(k)) else cut_down(sub, larger, share)
+        for start_plan in starts:
+            fits = np.count_nonzero(start_plan) <= k
+            if fits and (warm is None or problem.revenue(start_plan) > problem.revenue(warm)):
+                warm = start_plan
         rest = None if share is None else max(0.0, share - (time.perf_counter() - began))
         if live is not None and k >= 1:
             live.set_max_changes(k)
-            outcome = live.solve(time_limit=rest, gap=gap, warm_start=warm)
-            result = finish(sub, outcome, "misocp", name, gap, time.perf_counter() - began)
+            small = live.polish_cheap(problem.n)  # an exact QP over every activity is cheap: a small model
+            result = _solve_point(live, sub, floor, warm, rest, gap, name, small)
             # this K's root duals bound every K (a tangent of the concave LP value)
             for other, tangent in zip(ks, live.bounds_at(ks), strict=True):
                 if tangent is not None:
                     tangents[other] = min(tangents.get(other, math.inf), tangent)
             spare = None if share is None else share - (time.perf_counter() - began)
-            if result.status == Status.FEASIBLE and (spare is None or spare > MIN_RETRY):
+            if result.status == Status.FEASIBLE and small and (spare is None or spare > MIN_RETRY):
                 # the live model stopped short of the gap with time to spare (its MILP rounds stall on some K
-                # of small models): a fresh solve of this K from the best plan so far
+                # of small models): a fresh solve of this K from the best plan so far (not on a large model,
+                # whose cold root alone takes seconds)
                 fresh = solve(sub, solver=solver, time_limit=spare, gap=gap, warm_start=result.change)
                 result = _better(sub, result, fresh, gap)
         else:
@@ -350,10 +447,16 @@ def pareto_over_changes(
             )
     ordered = _fill_plans(problem, ks, [results[k] for k in ks], [sources[k] for k in ks], tangents, gap, left)
     sweep = _points(problem.n, ks, ordered)
-    message = ""
+    parts = []
     if floor.k > 0:
         rows = ", ".join(floor.forcing_rows[:5]) + (" ..." if len(floor.forcing_rows) > 5 else "")
-        message = f"K < {floor.k} is infeasible (proven): {rows} force at least {floor.k} changes"
+        parts.append(f"K < {floor.k} is infeasible (proven): {rows} force at least {floor.k} changes")
+    if first_k > floor.k:
+        parts.append(
+            f"the sweep starts at K = {first_k}, the fewest changes of a plan found "
+            f"(K = {floor.k} to {first_k - 1}: no plan found, not proven infeasible)"
+        )
+    message = "; ".join(parts)
     return ParetoSweep(
         sweep,
         infeasible_below=floor.k,
@@ -361,6 +464,70 @@ def pareto_over_changes(
         seconds=time.perf_counter() - start,
         message=message,
     )
+
+
+def _solve_point(
+    live: OuterApproximation,
+    problem: MixProblem,
+    floor: ChangesFloor,
+    warm: np.ndarray | None,
+    seconds: float | None,
+    gap: float,
+    name: str,
+    small: bool,
+) -> MixResult:
+    """One K on the live model (already set to ``problem.k``) within ``seconds``.
+
+    On a small model (``small``: an exact QP over every activity is cheap) the whole loop runs: root,
+    rounding, MILP rounds. On a large model the MILP rounds barely move (the retailer case's K = 506: no
+    better plan in 40 s), so the root and its rounding run first, and a point left short of the gap gives
+    SECANT_SHARE of its time left to the secant MILP near the floor LP, this K's root and the plan in hand,
+    and the rest to MILP rounds.
+    """
+    began = time.perf_counter()
+
+    def spare() -> float | None:
+        return None if seconds is None else seconds - (time.perf_counter() - began)
+
+    if small:
+        outcome = live.solve(time_limit=seconds, gap=gap, warm_start=warm)
+        return finish(problem, outcome, "misocp", name, gap, time.perf_counter() - began)
+    rounds = live.options.max_rounds
+    live.options.max_rounds = 0  # the root and its rounding only
+    try:
+        outcome = live.solve(time_limit=seconds, gap=gap, warm_start=warm)
+    finally:
+        live.options.max_rounds = rounds
+    result = finish(problem, outcome, "misocp", name, gap, time.perf_counter() - began)
+    left = spare()
+    if result.status == Status.FEASIBLE and (left is None or left > MIN_RETRY):
+        allowed = _near(live, floor, result.change)
+        budget = None if left is None else SECANT_SHARE * left
+        found = secant_plan(problem, live.model, allowed, budget, start=result.change)
+        if found is not None and live.offer(found):
+            secant = BackendOutcome(Status.FEASIBLE, change=found, bound=result.bound, message="secant MILP")
+            result = _better(problem, result, finish(problem, secant, "misocp", name, gap, 0.0), gap)
+    left = spare()
+    if result.status == Status.FEASIBLE and (left is None or left > MIN_RETRY):
+        rounds_outcome = live.solve(time_limit=left, gap=gap, warm_start=result.change)
+        result = _better(problem, result, finish(problem, rounds_outcome, "misocp", name, gap, 0.0), gap)
+    return dataclasses.replace(
+        result, certificate=dataclasses.replace(result.certificate, seconds=time.perf_counter() - began)
+    )
+
+
+def _near(live: OuterApproximation, floor: ChangesFloor, plan: np.ndarray | None) -> np.ndarray:
+    """Region binaries (flags over ``live``'s columns) on in the floor's LP, in the live model's last root LP
+    or in ``plan``: where :func:`secant_plan` searches."""
+    model = live.model
+    allowed = np.zeros(model.num_vars, dtype=bool)
+    # the floor's LP ran on the same formulation (built with a binding cap, as the live model): same columns
+    for values in (floor.columns, live.root_values):
+        if values is not None and values.size == model.num_vars:
+            allowed |= values > 1e-6
+    if plan is not None:
+        allowed |= model.encode(plan, live.problem) > 0.5
+    return allowed & model.integer
 
 
 def _fill_plans(

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from dmplan.solver.backends.highs import new_highs, set_time_limit
-from dmplan.solver.mix.model import MixProblem
+from dmplan.solver.mix.model import MixProblem, check_plan, regions
 
 INF = float("inf")
 #: above this many free activities the QP goes to Clarabel's interior point (HiGHS's active set needs
@@ -245,3 +245,20 @@ def _interior_point(
     if str(solution.status) not in ("Solved", "AlmostSolved"):
         return None
     return np.asarray(solution.x)
+
+
+def polish_regions(problem: MixProblem, change: np.ndarray, time_limit: float | None = None) -> np.ndarray | None:
+    """The best plan that changes the same activities in the same directions as ``change`` (the convex QP
+    over their regions; an activity with minimum change 0 may use its whole range); re-checked, or None."""
+    reg = regions(problem)
+    keep = np.flatnonzero(change != 0)
+    lower = np.zeros(problem.n)
+    upper = np.zeros(problem.n)
+    down = keep[change[keep] < 0]
+    up = keep[change[keep] > 0]
+    lower[down], upper[down] = reg.dec_lo[down], reg.dec_hi[down]
+    lower[up], upper[up] = reg.inc_lo[up], reg.inc_hi[up]
+    merged = keep[problem.min_change[keep] == 0]
+    lower[merged], upper[merged] = reg.dec_lo[merged], reg.inc_hi[merged]
+    plan = solve_box_qp(problem, lower, upper, time_limit=time_limit)
+    return plan if plan is not None and check_plan(problem, plan).ok else None

@@ -84,6 +84,10 @@ class OAOptions:
     #: (5.1 s -> 14.8 s; the other 9.2 s -> 8.1 s), measured in the same run
     local_search: float = 0.0
     local_search_share: float = 0.2
+    #: the dive after the root rounding on large models (see ``_dive``): the share of the fractional binaries
+    #: fixed on per step (0: off) and the LP cut rounds per step
+    dive_step: float = 0.1
+    dive_rounds: int = 2
 
 
 @dataclass
@@ -152,7 +156,9 @@ class OuterApproximation:
         self._add_initial_cuts()
         self._integral = False
         self._root_duals: np.ndarray | None = None  #: row duals of the last root LP (for :meth:`bounds_at`)
+        self.root_values: np.ndarray | None = None  #: column values of the last root LP (heuristics search near it)
         self.search_stats = SearchStats()  #: what the last local search did
+        self.dive_value: float | None = None  #: revenue of the last dive's plan (None: no dive ended in a plan)
 
     def set_max_changes(self, k: int) -> None:
         """Re-target this live model to another cap on changes K (the Pareto sweep solves one model per K).
@@ -318,7 +324,7 @@ class OuterApproximation:
         return self._add_cuts(on, np.clip(points, m.piece_lo[pieces[on]], m.piece_hi[pieces[on]]))
 
     # -- plans -----------------------------------------------------------------------------------------
-    def _offer(self, change: np.ndarray) -> bool:
+    def offer(self, change: np.ndarray) -> bool:
         """Keep ``change`` as the incumbent when it is better; returns True when it was."""
         if not check_plan(self.problem, change).ok:
             return False
@@ -331,7 +337,7 @@ class OuterApproximation:
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
 
-    def _polish_cheap(self, free: int) -> bool:
+    def polish_cheap(self, free: int) -> bool:
         """Whether an exact QP polish with ``free`` free activities is cheap (see ``polish_limit``)."""
         return free * max(1, self.rows.matrix.shape[0]) <= self.options.polish_limit
 
@@ -365,7 +371,7 @@ class OuterApproximation:
         free = int(np.count_nonzero(lower < upper))
         if free == 0:
             return None
-        if not self._polish_cheap(free):
+        if not self.polish_cheap(free):
             # the exact QP would cost seconds: polish on the LP over the cuts instead (warm, sparse)
             return self._fixed_lp(self._on_of(change), clock)
         return solve_box_qp(
@@ -407,11 +413,11 @@ class OuterApproximation:
             return
         self._round_points.append(values)
         change = self.model.decode(values, self.problem)
-        self._offer(change)
-        if self._polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
+        self.offer(change)
+        if self.polish_cheap(self.problem.n) and self._round_clock.remaining() > 0:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
-                self._offer(polished)
+                self.offer(polished)
         self._report("oa MILP round: new plan", float(event.data_out.mip_dual_bound))
 
     def _run(
@@ -464,11 +470,11 @@ class OuterApproximation:
             bound = float(info.objective_function_value) if status == highspy.HighsModelStatus.kOptimal else math.inf
         solution = self.highs.getSolution()
         feasible = info.primal_solution_status == 2 and solution.value_valid
-        if feasible and clock.remaining() > 0 and not self._polish_cheap(self.problem.n):
+        if feasible and clock.remaining() > 0 and not self.polish_cheap(self.problem.n):
             # a cheap polish already ran on every plan of the round (callback); else polish the final plan here
             polished = self._polish(self.model.decode(np.asarray(solution.col_value), self.problem), clock)
             if polished is not None:
-                self._offer(polished)
+                self.offer(polished)
         return MilpRun(
             status,
             bound,
@@ -489,12 +495,12 @@ class OuterApproximation:
         def on_plan(values: np.ndarray, latest: bool) -> None:
             self._round_points.append(values)
             change = self.model.decode(values, self.problem)
-            self._offer(change)
+            self.offer(change)
             # the polish runs here while the child searches on; of a burst of plans only the latest is polished
             if latest and round_clock.remaining() > 0:
                 polished = self._polish(change, round_clock)
                 if polished is not None:
-                    self._offer(polished)
+                    self.offer(polished)
             self._report("oa MILP round: new plan")
 
         def stop(bound: float) -> bool:
@@ -524,7 +530,7 @@ class OuterApproximation:
         """
         status = highspy.HighsModelStatus.kNotset
         previous = math.inf
-        heuristic = stop_gap is not None and self._polish_cheap(self.problem.n)
+        heuristic = stop_gap is not None and self.polish_cheap(self.problem.n)
         last_heuristic = -math.inf
         for r in range(self.options.lp_rounds if rounds is None else rounds):
             if clock.remaining() <= (keep if r > 0 else 0.0):
@@ -553,10 +559,54 @@ class OuterApproximation:
             self._add_cuts(hit, points)
         return status
 
+    def _dive(self, values: np.ndarray, clock: Clock) -> None:
+        """Primal heuristic on the root LP ``values`` for large models: a dive on the LP twin.
+
+        The binaries the root leaves at 0 are fixed off; then, until no binary is fractional, every free
+        binary at 0.9 or more and the ``dive_step`` share of the other fractional ones with the largest values
+        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP's plan is offered. A
+        LP that turns infeasible (the cap or a rule) or the clock ends the dive without a plan. Measured on the
+        retailer case: 2,282,349.9 after 4.6 s (10 fixing rounds) against the root rounding's 2,282,017.3 and
+        the best plan known of 2,282,398.7 (from a 1,155 s run); a step of 0.05 gives 2,282,387.0 in 7.6 s.
+        """
+        zcols = self._binaries
+        if zcols.size == 0 or self.options.dive_step <= 0:
+            return
+        index = zcols.astype(np.int32)
+        lower = self.model.lower[zcols].copy()
+        upper = self.model.upper[zcols].copy()
+        z = values[zcols]
+        upper[z <= 1e-6] = 0.0
+        try:
+            for _ in range(zcols.size):
+                if clock.remaining() <= 0:
+                    return
+                free = (lower < 0.5) & (upper > 0.5)
+                fractional = np.flatnonzero(free & (z > 1e-6) & (z < 1 - 1e-6))
+                if fractional.size == 0:
+                    plan = self.model.decode(self._lp_values(), self.problem)
+                    if check_plan(self.problem, plan).ok:
+                        self.dive_value = self.problem.revenue(plan)
+                    if self.offer(plan):
+                        self._report("oa root: dive")
+                    return
+                high = np.flatnonzero(free & (z >= 0.9))
+                count = max(1, int(self.options.dive_step * fractional.size))
+                top = fractional[np.argsort(-z[fractional], kind="stable")[:count]]
+                lower[high] = 1.0
+                lower[top] = 1.0
+                self.lp.changeColsBounds(index.size, index, lower, upper)
+                status = self._lp_rounds(clock, self.options.dive_rounds, record=False)
+                if status != highspy.HighsModelStatus.kOptimal:
+                    return
+                z = self._lp_values()[zcols]
+        finally:
+            self.lp.changeColsBounds(index.size, index, self.model.lower[zcols], self.model.upper[zcols])
+
     def _local_search(self, clock: Clock) -> None:
         """Region moves from the incumbent (:mod:`dmplan.solver.mix.local`), when an exact QP is cheap: at most
         ``local_search`` seconds and ``local_search_share`` of the time left."""
-        if self.incumbent is None or self.options.local_search <= 0 or not self._polish_cheap(self.problem.n):
+        if self.incumbent is None or self.options.local_search <= 0 or not self.polish_cheap(self.problem.n):
             return
         left = clock.remaining()
         seconds = min(
@@ -570,7 +620,7 @@ class OuterApproximation:
             tick=lambda: self._report("oa local search", every=PROGRESS_EVERY),
         )
         self.search_stats = stats
-        if self._offer(plan):
+        if self.offer(plan):
             self._report(f"oa local search: +{stats.gain:.6g} in {stats.moves} moves")
 
     def _lp_values(self) -> np.ndarray:
@@ -614,7 +664,7 @@ class OuterApproximation:
         first = np.ones(order.size, dtype=bool)
         first[1:] = activity[order][1:] != activity[order][:-1]
         best = order[first]
-        cheap = self._polish_cheap(self.problem.n)
+        cheap = self.polish_cheap(self.problem.n)
         for threshold in (0.5, 1e-6):
             chosen = best[z[best] >= threshold]
             chosen = chosen[np.argsort(-z[chosen], kind="stable")][: self.problem.k]
@@ -622,7 +672,7 @@ class OuterApproximation:
             on[chosen] = True
             change = self._complete(on, clock)
             # an exact polish is cheap enough to try both thresholds; the LP twin is not
-            if change is not None and self._offer(change) and not cheap:
+            if change is not None and self.offer(change) and not cheap:
                 return
             if clock.remaining() <= 0:
                 return
@@ -663,7 +713,7 @@ class OuterApproximation:
     def _solve(self, clock: Clock, gap: float, warm_start: np.ndarray | None) -> BackendOutcome:
         options = self.options
         if warm_start is not None:
-            self._offer(np.asarray(warm_start, dtype=float))
+            self.offer(np.asarray(warm_start, dtype=float))
         m = self.model
         integer = np.flatnonzero(m.integer)
         isolate = options.isolate and clock.limit is not None and integer.size > 0
@@ -674,13 +724,13 @@ class OuterApproximation:
             except WorkerFailed:
                 isolate = False
         nodes = 0
-        self._offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
+        self.offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
             # with a limit and a model whose rounding runs on the LP twin (seconds on the retailer case), the
             # root rounds stop with ROUNDING_SHARE of the limit left for the rounding: a 10 s solve on a
             # loaded machine otherwise spent it all on the last 0.001% of the bound and returned no plan
             keep = 0.0
-            if clock.limit is not None and not self._polish_cheap(self.problem.n):
+            if clock.limit is not None and not self.polish_cheap(self.problem.n):
                 keep = ROUNDING_SHARE * clock.limit
             status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
             if status == highspy.HighsModelStatus.kInfeasible:
@@ -689,6 +739,7 @@ class OuterApproximation:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 self._upper = min(self._upper, float(self.root_bound))
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
+                self.root_values = self._lp_values().copy()
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
@@ -696,6 +747,9 @@ class OuterApproximation:
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._round_relaxation(values, clock)
                 self._report("oa root: rounded the relaxation")
+                closed = relative_gap(self._incumbent_or_none(), self._upper)
+                if clock.remaining() > 0 and (closed is None or closed > gap) and not self.polish_cheap(self.problem.n):
+                    self._dive(values, clock)
                 closed = relative_gap(self._incumbent_or_none(), self._upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._local_search(clock)
@@ -748,7 +802,7 @@ class OuterApproximation:
             hit = np.zeros(0, dtype=np.int64)
             if run.solution is not None:
                 values = run.solution
-                self._offer(m.decode(values, self.problem))  # each round path has polished its plans
+                self.offer(m.decode(values, self.problem))  # each round path has polished its plans
                 hit, points = self._violated(values, cut_tol)
                 self._add_cuts(hit, points)
             for found in self._round_points:  # the round's earlier plans: the approximation was off there too
