@@ -114,21 +114,20 @@ def solve_scored(
     samples: list[ch.Rows] = []
     if level_sizes:
         largest = ch.Rows.concat(store.map(ch.sample, level_sizes[-1] / M, SEED), D)
-        samples = [_subsample(largest, n, SEED + n) for n in level_sizes[:-1]] + [largest]
+        samples = [_subsample(largest, 2 * n if n == BASE_SAMPLE else n, SEED + n) for n in level_sizes[:-1]]
+        samples.append(largest)
     center: ch.Duals | None = None
     window = ch.Window.everything(S, D)
     solution: LevelSolution | None = None
-    if samples:
-        # two disjoint base samples: their prices' difference measures the sampling error
-        pair = _subsample(largest, 2 * BASE_SAMPLE, SEED - 1)
-        halves = [ch.Rows(r.index[i::2], r.segment[i::2], r.probability[i::2]) for r in (pair,) for i in (0, 1)]
+    while samples and center is None and not expired():
+        # two disjoint halves of the smallest sample: their prices' difference measures the sampling
+        # error (a half whose scaled budget misses by chance: the next sample's halves)
+        rows, samples = samples[0], samples[1:]
+        halves = [ch.Rows(rows.index[i::2], rows.segment[i::2], rows.probability[i::2]) for i in (0, 1)]
         base = [_solve_sample(problem, h, M, None, window, remaining, expired) for h in halves]
-        if base[0] is None or base[1] is None:
-            samples = []  # a sample too small to meet the counts: the levels above start from scratch
-        else:
+        if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
-        samples = samples[1:]
     for rows in [*samples, None]:
         if expired():
             break
@@ -138,6 +137,8 @@ def solve_scored(
             solution, used = _solve_sample(problem, rows, M, center, window, remaining, expired), 0
         passes += used
         if solution is None:
+            if rows is not None and not expired():
+                continue  # a sample's scaled budget can miss by chance: the next level starts from the same prices
             break
         report(f"prices from {len(rows) if rows is not None else M:,} customers: {len(solution.free):,} near a tie")
         if center is not None:

@@ -209,6 +209,20 @@ def test_lagrangian_chunks_give_the_plan_of_one_chunk(book):
     assert one.certificate.bound == pytest.approx(many.certificate.bound, rel=1e-12)
 
 
+def test_tight_budget_scored_list_agrees_with_the_class_model(book):
+    """Scores well above the segment probabilities and a budget 2% above the segment-level floor:
+    the scaled budgets of the small samples miss by chance, the method still proves the plan, and
+    the class model's sifting agrees (each bound above the other's plan)."""
+    problem, customers = scored_customers(book[0], 40_000, seed=2)
+    customers = CustomerList(customers.customer_id, customers.segment, np.clip(customers.probability * 1.6, 0, 1))
+    problem = problem.with_budget(problem.min_feasible_budget * 1.02)
+    dual = solve_customers(problem, customers, method="lagrangian").certificate
+    classes = solve_customers(problem, customers, method="sifting", gap=1e-5).certificate
+    assert dual.status == Status.OPTIMAL and dual.feasibility.ok and classes.feasibility.ok
+    assert dual.bound >= classes.objective - 1e-9 and classes.bound >= dual.objective - 1e-9
+    assert dual.gap <= 1e-6
+
+
 def test_identical_scored_customers_are_grouped(book):
     problem, customers = book
     scored = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
