@@ -247,6 +247,18 @@ def _check_unique(parts: list[Part]) -> None:
 MAILING_LIST_COLUMNS = ("customer_id", "segment", "mailing", "label", "probability")
 
 
+def mailing_list_format(target: Path, fix: str) -> str:
+    """The mailing list's format (.csv or .parquet, from the name); its folder must exist."""
+    suffix = target.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"ends in {target.suffix or 'no extension'}.", where=f"mailing list file {target}", fix=fix)
+    if not target.parent.is_dir():
+        raise InputError(
+            "is in a folder that does not exist.", where=f"mailing list file {target}", fix="Create the folder first."
+        )
+    return suffix
+
+
 def write_mailing_list(
     path: str | Path,
     customer_id: np.ndarray,
@@ -261,17 +273,7 @@ def write_mailing_list(
     through a temporary file renamed into place: a reader never sees half a list.
     ``probability`` is each customer's probability for its mailing."""
     target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputError(
-            f"ends in {target.suffix or 'no extension'}.",
-            where=f"mailing list file {target}",
-            fix="Name a .csv or .parquet file.",
-        )
-    if not target.parent.is_dir():
-        raise InputError(
-            "is in a folder that does not exist.", where=f"mailing list file {target}", fix="Create the folder first."
-        )
+    suffix = mailing_list_format(target, "Name a .csv or .parquet file.")
     frame = pl.DataFrame(
         {
             "customer_id": pl.Series(customer_id, dtype=pl.String) if customer_id.dtype == object else customer_id,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dmplan.addin.customer_files import SUFFIXES, Segments, customer_files, read_part, write_mailing_list
+from dmplan.addin.customer_files import Segments, customer_files, mailing_list_format, read_part, write_mailing_list
 from dmplan.solver.common import InputError
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.distributed import DaskStore
@@ -155,17 +155,7 @@ def write_parts(
 ) -> Path:
     """The mailing list as a folder ``target`` of one part per partition, written by the workers into
     a temporary folder beside it and renamed into place (a reader never sees half a list)."""
-    suffix = target.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputError(
-            f"ends in {target.suffix or 'no extension'}.",
-            where=f"mailing list file {target}",
-            fix="Name it .csv or .parquet (with a cluster it is a folder of parts in that format).",
-        )
-    if not target.parent.is_dir():
-        raise InputError(
-            "is in a folder that does not exist.", where=f"mailing list file {target}", fix="Create the folder first."
-        )
+    suffix = mailing_list_format(target, "Name it .csv or .parquet (with a cluster, a folder of parts in that format).")
     temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         names = (list(problem.segments), list(problem.mailing_ids), [m.label for m in problem.mailings])

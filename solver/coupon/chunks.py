@@ -110,11 +110,18 @@ class Rows:
 
 @dataclass(frozen=True)
 class Totals:
-    """Customers per (segment, mailing), spend and gain of some customers at their mailings (float64)."""
+    """Customers per (segment, mailing), spend and gain of some customers at their mailings.
+
+    ``spend`` and ``gain`` are float64 sums (what a result reports). The method's decisions use
+    ``settled_spend``, from the spend in exact integer units of 2**-UNIT_BITS (each customer's cost
+    rounded once, then added without rounding), which does not depend on how the customers are cut
+    into chunks or partitions, so the plan on a cluster is the plan in-process, bit for bit.
+    """
 
     counts: np.ndarray  # (S, D)
     spend: float
     gain: float
+    spend_units: int
 
     @classmethod
     def of(
@@ -123,13 +130,24 @@ class Totals:
         D = probability.shape[1]
         rows = np.arange(len(choice))
         p = probability[rows, choice]
-        spend = float(np.sum(p * economics.coupon[choice] + economics.piece[choice]))
+        cost = p * economics.coupon[choice] + economics.piece[choice]
         gain = float(np.sum(p - probability[rows, economics.baseline]))
         counts = np.bincount(segment * D + choice, minlength=S * D).reshape(S, D).astype(float)
-        return cls(counts, spend, gain)
+        return cls(counts, float(np.sum(cost)), gain, _units(cost))
+
+    @property
+    def settled_spend(self) -> float:
+        """An upper bound on the true spend, from the exact units: each customer's cost was rounded
+        by at most half a unit."""
+        return (self.spend_units + 0.5 * float(self.counts.sum())) / UNIT
 
     def minus(self, other: Totals) -> Totals:
-        return Totals(self.counts - other.counts, self.spend - other.spend, self.gain - other.gain)
+        return Totals(
+            self.counts - other.counts,
+            self.spend - other.spend,
+            self.gain - other.gain,
+            self.spend_units - other.spend_units,
+        )
 
     @classmethod
     def sum(cls, parts: Sequence[Totals]) -> Totals:
@@ -137,7 +155,19 @@ class Totals:
             np.sum([t.counts for t in parts], axis=0),
             float(sum(t.spend for t in parts)),
             float(sum(t.gain for t in parts)),
+            sum(t.spend_units for t in parts),
         )
+
+
+UNIT_BITS = 24  #: spend in units of 2**-24: 6e-8 per customer at most, exact sums beyond
+UNIT = float(1 << UNIT_BITS)
+_BLOCK = 1 << 16  #: values summed in int64 at once: 65,536 * 2**24 * 2**20 (a cost of a million) < 2**63
+
+
+def _units(values: np.ndarray) -> int:
+    """The exact sum of ``values`` rounded to units, as a Python int (no overflow at any length)."""
+    units = np.rint(values * UNIT).astype(np.int64)
+    return sum(int(units[k : k + _BLOCK].sum()) for k in range(0, len(units), _BLOCK))
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,24 @@ def _columns(classes: Classes, idx: np.ndarray, S: int, D: int) -> tuple[np.ndar
     return classes.gain[idx].ravel(), np.repeat(classes.size[idx], D), coupling
 
 
+def add_columns(h: highspy.Highs, classes: Classes, idx: np.ndarray, S: int, D: int, first_row: int = 0) -> int:
+    """Append the columns n[k, d] of the classes ``idx`` to ``h``, their coupling entries in rows
+    ``first_row`` ... ``first_row + S*D``; returns the first new column."""
+    first_col = h.getNumCol()
+    gain, upper, coupling = _columns(classes, idx, S, D)
+    h.addCols(
+        len(gain),
+        gain,
+        np.zeros(len(gain)),
+        upper,
+        coupling.nnz,
+        coupling.indptr[:-1].astype(np.int32),
+        (coupling.indices + first_row).astype(np.int32),
+        coupling.data,
+    )
+    return first_col
+
+
 def _class_rows(n: int, D: int) -> sp.csr_matrix:
     """One row per class: its D columns add up to the class size."""
     return sp.csr_matrix((np.ones(n * D), np.arange(n * D), np.arange(0, n * D + 1, D)), shape=(n, n * D))
@@ -164,18 +182,7 @@ class RestrictedLP:
         S, D, n = self.S, self.D, len(new)
         if n == 0:
             return
-        first_col = self.h.getNumCol()
-        gain, upper, coupling = _columns(self.classes, new, S, D)
-        self.h.addCols(
-            n * D,
-            gain,
-            np.zeros(n * D),
-            upper,
-            coupling.nnz,
-            coupling.indptr[:-1].astype(np.int32),
-            coupling.indices.astype(np.int32),
-            coupling.data,
-        )
+        first_col = add_columns(self.h, self.classes, new, S, D)
         rows = _class_rows(n, D)
         size = self.classes.size[new]
         columns = (first_col + rows.indices).astype(np.int32)

@@ -40,7 +40,7 @@ from dmplan.solver.backends.highs import solve as solve_highs
 from dmplan.solver.common import Certificate, FeasibilityCheck, Progress, ProgressCallback, Status, ViolationLog
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.checks import customer_minimums
-from dmplan.solver.coupon.customers import RESTRICTED_LP, WARM_LP, Classes, _columns, _program
+from dmplan.solver.coupon.customers import RESTRICTED_LP, WARM_LP, Classes, _program, add_columns
 from dmplan.solver.coupon.model import CouponProblem
 from dmplan.solver.linear import INF
 
@@ -122,30 +122,32 @@ def solve_scored(
     while samples and center is None and not expired():
         # two disjoint halves of the smallest sample: their prices' difference measures the sampling
         # error (a half whose scaled budget misses by chance: the next sample's halves)
-        rows, samples = samples[0], samples[1:]
-        halves = [ch.Rows(rows.index[i::2], rows.segment[i::2], rows.probability[i::2]) for i in (0, 1)]
+        pair, samples = samples[0], samples[1:]
+        halves = [ch.Rows(pair.index[i::2], pair.segment[i::2], pair.probability[i::2]) for i in (0, 1)]
         base = [_solve_sample(problem, h, M, None, window, remaining, expired) for h in halves]
         if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
-    for rows in [*samples, None]:
+    level: ch.Rows | None
+    full = False  #: the solution is the whole list's
+    for level in [*samples, None]:
         if expired():
             break
-        if rows is None:
+        if level is None:
             solution, used = _solve_level(store, minimum, problem.budget, center, window, remaining, expired)
+            full = solution is not None
         else:
-            solution, used = _solve_sample(problem, rows, M, center, window, remaining, expired), 0
+            solution, used = _solve_sample(problem, level, M, center, window, remaining, expired), 0
         passes += used
         if solution is None:
-            if rows is not None and not expired():
+            if level is not None and not expired():
                 continue  # a sample's scaled budget can miss by chance: the next level starts from the same prices
             break
-        report(f"prices from {len(rows) if rows is not None else M:,} customers: {len(solution.free):,} near a tie")
+        report(f"prices from {M if level is None else len(level):,} customers: {len(solution.free):,} near a tie")
         if center is not None:
             # the finer level's prices differ from these by about their change / sqrt(factor)
             window = ch.Window.between(solution.duals, center, KAPPA / np.sqrt(LEVEL_FACTOR))
         center = solution.duals
-    full = solution is not None and rows is None
 
     seconds = time.perf_counter() - start
     if solution is None or not full:
@@ -222,7 +224,7 @@ def _solve_level(
         rounds = 0
         while True:
             status, x, duals, short = lp.solve(
-                minimum - fixed.counts, budget - fixed.spend, remaining(), warm=rounds > 0
+                minimum - fixed.counts, budget - fixed.settled_spend, remaining(), warm=rounds > 0
             )
             rounds += 1
             if status != Status.OPTIMAL or x is None or duals is None or expired():
@@ -279,19 +281,7 @@ class _RestrictedLP:
         S, D, n = self.S, self.D, len(rows)
         if n == 0:
             return
-        classes = _free_classes(rows, self.econ)
-        gain, upper, coupling = _columns(classes, np.arange(n), S, D)
-        first = self.h.getNumCol()
-        self.h.addCols(
-            n * D,
-            gain,
-            np.zeros(n * D),
-            upper,
-            coupling.nnz,
-            coupling.indptr[:-1].astype(np.int32),
-            coupling.indices.astype(np.int32),
-            coupling.data,
-        )
+        first = add_columns(self.h, _free_classes(rows, self.econ), np.arange(n), S, D)
         starts = np.arange(0, n * D, D, dtype=np.int32)
         columns = (first + np.arange(n * D)).astype(np.int32)
         self.h.addRows(n, np.ones(n), np.ones(n), n * D, starts, columns, np.ones(n * D))
@@ -421,7 +411,7 @@ def _round(
             classes,
             chosen,
             minimum - fixed.counts - rest_totals.counts,
-            budget - fixed.spend - rest_totals.spend,
+            budget - fixed.settled_spend - rest_totals.settled_spend,
             integer=True,
         )
         # the MIP's share of the gap is absolute: its own objective is a sliver of the plan's
