@@ -29,13 +29,13 @@ def customer_minimums(problem: CouponProblem, segment_sizes: np.ndarray) -> np.n
 def check_assignment(
     problem: CouponProblem,
     segment: np.ndarray,
-    unit_cost: np.ndarray,
+    chosen_cost: np.ndarray,
     assignment: np.ndarray,
     tolerance: float = 1e-6,
 ) -> FeasibilityCheck:
     """One valid mailing per customer, per-segment minimum counts, and the budget.
 
-    ``unit_cost`` is the expected cost per customer and mailing, shape (M, D).
+    ``chosen_cost`` is each customer's expected cost at its mailing, shape (M,).
     """
     log = ViolationLog(tolerance)
     S, D = problem.probability.shape
@@ -50,6 +50,6 @@ def check_assignment(
             f"segment {problem.segments[s]}, {problem.mailings[d].id}: minimum customers",
             float(minimum[s, d] - counts[s, d]),
         )
-    used = float(unit_cost[np.arange(len(assignment)), assignment].sum())
+    used = float(chosen_cost.sum())
     log.check("budget", (used - problem.budget) / max(1.0, problem.budget))
     return log.result()

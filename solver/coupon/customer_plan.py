@@ -1,11 +1,10 @@
 """The customer-level plan's entry point: which method solves which list.
 
 - Customers without scores form one class per segment (identical data): the class model is tiny
-  and :func:`customers.solve_classes` solves it directly.
-- Scored lists of more than :data:`customers.DIRECT_LIMIT` customers, most of them with scores of
-  their own, go to the dual method of
-  :mod:`.lagrangian`, over chunks in this process (here) or over a Dask cluster's partitions
-  (:mod:`.distributed`); smaller ones to the class model's single LP.
+  and :func:`customers.solve_classes` solves it directly; so do scored lists whose customers
+  mostly share their scores (the class model groups them).
+- Other scored lists go to the dual method of :mod:`.lagrangian`, over chunks in this process
+  (here) or over a Dask cluster's partitions (:mod:`.distributed`).
 
 ``method`` forces one ("sifting": the class model's reduced-cost sifting, kept as the benchmark's
 reference; "lagrangian").
@@ -20,7 +19,7 @@ import numpy as np
 from dmplan.solver.common import Certificate, ProgressCallback
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.checks import check_assignment
-from dmplan.solver.coupon.customers import DIRECT_LIMIT, SAMPLE_SIZE, solve_classes
+from dmplan.solver.coupon.customers import SAMPLE_SIZE, solve_classes
 from dmplan.solver.coupon.lagrangian import solve_scored
 from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
 
@@ -32,15 +31,14 @@ def solve_customers(
     customers: CustomerList,
     *,
     time_limit: float | None = None,
-    gap: float = 1e-6,
+    gap: float = 1e-4,
     progress: ProgressCallback | None = None,
     method: Method = "auto",
 ) -> CustomerResult:
     """One mailing per customer, maximising expected extra conversions within the budget and the
     minimum counts; the result carries the proven bound and a re-check of the assignment."""
     scored = customers.probability is not None
-    small = len(customers) <= DIRECT_LIMIT
-    if method == "sifting" or (method == "auto" and (not scored or small or _mostly_identical(customers))):
+    if method == "sifting" or (method == "auto" and (not scored or _mostly_identical(customers))):
         return solve_classes(problem, customers, time_limit=time_limit, gap=gap, progress=progress)
     if not scored:
         customers = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
@@ -54,10 +52,12 @@ def solve_customers(
     # the re-check: from the scores and the assignment alone, not from the method's totals
     assert customers.probability is not None
     econ = store.economics
-    unit_cost = econ.cost(customers.probability)
-    feasibility = check_assignment(problem, customers.segment, unit_cost, assignment)
     rows = np.arange(len(assignment))
-    objective = float(econ.gain(customers.probability)[rows, assignment].sum())
+    chosen = customers.probability[rows, assignment]
+    feasibility = check_assignment(
+        problem, customers.segment, chosen * econ.coupon[assignment] + econ.piece[assignment], assignment
+    )
+    objective = float((chosen - customers.probability[:, econ.baseline]).sum())
     checked = Certificate(
         cert.status,
         objective,

@@ -404,8 +404,8 @@ def solve_classes(
     class_counts[fixed, choice[fixed]] = classes.size[fixed]
     class_counts[free] = counts
     assignment = _assign(classes, class_counts)
-    unit_cost = classes.cost[classes.member]
-    feasibility = check_assignment(problem, customers.segment, unit_cost, assignment)
+    chosen_cost = classes.cost[classes.member, assignment]
+    feasibility = check_assignment(problem, customers.segment, chosen_cost, assignment)
     objective = float(classes.gain[classes.member, assignment].sum())
     seconds = time.perf_counter() - start
     status = Status.OPTIMAL if _gap(objective, bound) <= gap + 1e-12 else Status.FEASIBLE
