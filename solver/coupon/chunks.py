@@ -206,11 +206,11 @@ class Window:
 
     def widened_at(self, counts: np.ndarray, budget: bool, factor: float, center: Duals) -> Window:
         """Wider where rows are out of reach: ``counts`` (S, D) marks count rows, ``budget`` the budget.
-        A zero width there starts at the widest count width, or 1% of the budget's price."""
+        A zero width there starts at the widest count width, or 0.01% of the budget's price."""
         mu = self.mu.copy()
         widest = float(mu.max()) if np.isfinite(mu.max()) and mu.max() > 0 else 1e-4
         mu[counts] = np.maximum(mu[counts] * factor, widest)
-        lam = max(self.lam * factor, 0.01 * center.lam, 1e-12) if budget else self.lam
+        lam = max(self.lam * factor, 1e-4 * center.lam, 1e-12) if budget else self.lam
         return Window(mu, lam, self.floor * factor)
 
     def widened(self, factor: float) -> Window:

@@ -49,6 +49,7 @@ LEVEL_FACTOR = 10  #: each refining sample is this many times larger than the la
 KAPPA = 1.0  #: window = KAPPA * the estimated error of the prices
 SLACK_PRICE = 1e3  #: per customer short of a count: far above any customer's gain (at most 1)
 MIN_ADD = 5_000  #: customers a sifting round may add even to a small LP
+LAM_ERROR = 0.3  #: relative error of the budget's price from a sample of n customers: about LAM_ERROR / sqrt(n)
 GROWTH = 2.0  #: the window at most doubles from one round to the next
 ROUND_NEIGHBOURS = 64  #: free customers nearest a tie that join the fractional ones in the first rounding MIP
 SEED = 20210108
@@ -144,9 +145,12 @@ def solve_scored(
                 continue  # a sample's scaled budget can miss by chance: the next level starts from the same prices
             break
         report(f"prices from {M if level is None else len(level):,} customers: {len(solution.free):,} near a tie")
-        if center is not None:
-            # the finer level's prices differ from these by about their change / sqrt(factor)
+        if center is not None and level is not None:
+            # the finer level's prices differ from these by about their change / sqrt(factor), and
+            # by no less than a sample of this size can tell the budget's price (LAM_ERROR / sqrt(n))
             window = ch.Window.between(solution.duals, center, KAPPA / np.sqrt(LEVEL_FACTOR))
+            mu = np.maximum(window.mu, window.mu.max(axis=1, keepdims=True))  # a segment's rows move together
+            window = ch.Window(mu, max(window.lam, LAM_ERROR * solution.duals.lam / np.sqrt(len(level))))
         center = solution.duals
 
     seconds = time.perf_counter() - start
