@@ -28,6 +28,7 @@ from dmplan.solver.coupon import (
     solve_customers,
 )
 from dmplan.solver.coupon.chunks import segment_counts
+from dmplan.solver.coupon.customer_plan import DEFAULT_GAP
 from dmplan.solver.coupon.lagrangian import solve_scored
 
 SOLVERS: tuple[str, ...] = ("highs", "pulp")
@@ -219,14 +220,14 @@ def _load_on_cluster(address: str, spec: Path, listed: Any, problem_of: Any) -> 
 
     The coupon economics come from the tables before the counts do (the counts are the
     cluster's): the problem is first checked with no customers."""
-    from dmplan.addin.dask_customers import connect, load
+    from dmplan.addin.dask_customers import connect, disconnect, load
 
     provisional = problem_of(np.zeros(len(listed.ids)))
     client = connect(address)
     try:
         return load(client, spec, listed, provisional)
     except BaseException:
-        client.close()
+        disconnect(client)
         raise
 
 
@@ -312,10 +313,12 @@ def run_model(data: CouponInput, options: RunOptions | None = None) -> CouponOut
     customer_result = None
     written = None
     if data.cluster is not None:
+        from dmplan.addin.dask_customers import disconnect
+
         try:
             customer_result, written = _run_on_cluster(data, deadline, options)
         finally:
-            data.cluster.client.close()
+            disconnect(data.cluster.client)
     elif data.customers is not None:
         customer_result = solve_customers(
             data.problem, data.customers, time_limit=deadline.remaining(), progress=options.progress
@@ -336,7 +339,9 @@ def _run_on_cluster(data: CouponInput, deadline: Deadline, options: RunOptions) 
     from dmplan.addin.dask_customers import write_parts
 
     store = data.cluster
-    plan = solve_scored(data.problem, store, time_limit=deadline.remaining(), progress=options.progress)
+    plan = solve_scored(
+        data.problem, store, time_limit=deadline.remaining(), gap=DEFAULT_GAP, progress=options.progress
+    )
     result = CustomerResult(
         data.problem, None, plan.certificate, None, plan.lp_bound, "lagrangian on dask", plan.details, store.size
     )

@@ -111,13 +111,13 @@ def _read_frame(file: Path) -> pl.DataFrame:
     return frame.rename(dict(zip(frame.columns, names, strict=True)))
 
 
-def _row_label(file: Path, row: int) -> str:
+def row_label(file: Path, row: int) -> str:
     # CSV: the line in the file (header is line 1); Parquet: the data row, counted from 1
     return f"line {row + 2}" if file.suffix.lower() == ".csv" else f"row {row + 1}"
 
 
 def _bad(file: Path, row: int, column: str, message: str, fix: str) -> InputError:
-    return InputError(message, where=f"customers file {file}, {_row_label(file, row)}, column {column!r}", fix=fix)
+    return InputError(message, where=f"customers file {file}, {row_label(file, row)}, column {column!r}", fix=fix)
 
 
 def read_part(file: Path, segments: Segments) -> Part:
@@ -234,7 +234,7 @@ def _check_unique(parts: list[Part]) -> None:
 
     def place(position: int) -> tuple[Path, str]:
         k = int(np.searchsorted(starts, position, side="right") - 1)
-        return parts[k].file, _row_label(parts[k].file, position - int(starts[k]))
+        return parts[k].file, row_label(parts[k].file, position - int(starts[k]))
 
     (f1, r1), (f2, r2) = place(where[0]), place(where[1])
     raise InputError(

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dmplan.addin.customer_files import Segments, customer_files, mailing_list_format, read_part, write_mailing_list
+from dmplan.addin.customer_files import (
+    Segments,
+    customer_files,
+    mailing_list_format,
+    read_part,
+    row_label,
+    write_mailing_list,
+)
 from dmplan.solver.common import InputError
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.distributed import DaskStore
@@ -55,6 +62,14 @@ def connect(address: str) -> Any:
             where="dask_scheduler",
             fix="Start the cluster first, check the address (tcp://host:8786), or clear dask_scheduler.",
         ) from exc
+
+
+def disconnect(client: Any) -> None:
+    """Close the client, and the cluster :func:`connect` started for ``local``."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _load(file: Path, segments: Segments, economics: ch.Economics) -> Partition:
@@ -118,14 +133,10 @@ def _check_unique(client: Any, futures: list[Any], files: list[Path], sizes: lis
         if ids[0] == ids[1]:
             (p1, r1), (p2, r2) = places
             raise InputError(
-                f"customer id {ids[0]!r} appears twice (also {files[p1]}, {_label(files[p1], r1)}).",
-                where=f"customers file {files[p2]}, {_label(files[p2], r2)}, column 'customer_id'",
+                f"customer id {ids[0]!r} appears twice (also {files[p1]}, {row_label(files[p1], r1)}).",
+                where=f"customers file {files[p2]}, {row_label(files[p2], r2)}, column 'customer_id'",
                 fix="Give every customer one row.",
             )
-
-
-def _label(file: Path, row: int) -> str:
-    return f"line {row + 2}" if file.suffix.lower() == ".csv" else f"row {row + 1}"
 
 
 def _write_part(

@@ -24,6 +24,7 @@ from dmplan.solver.coupon.lagrangian import solve_scored
 from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
 
 Method = Literal["auto", "sifting", "lagrangian"]
+DEFAULT_GAP = 1e-4  #: the relative gap a plan is proven to by default, in-process or on a cluster
 
 
 def solve_customers(
@@ -31,7 +32,7 @@ def solve_customers(
     customers: CustomerList,
     *,
     time_limit: float | None = None,
-    gap: float = 1e-4,
+    gap: float = DEFAULT_GAP,
     progress: ProgressCallback | None = None,
     method: Method = "auto",
 ) -> CustomerResult:
