@@ -325,3 +325,22 @@ def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_stil
     assert check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
     assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+
+def test_live_model_solves_again_after_a_run_it_interrupted() -> None:
+    # HiGHS keeps its interrupt flag between runs: a live model stopped once by its deadline ended every later
+    # run at once with no iteration (the Pareto sweep's next K had no root bound) until the callback cleared it
+    import highspy
+
+    from dmplan.solver.mix.backends.base import Clock
+
+    problem = paper_instance(InstanceSpec(150, "weak", 0.1, 0.5, 3))
+    live = OuterApproximation(problem, formulate(problem, "misocp"))
+    assert live._run(live.lp, Clock(0.0), None) == highspy.HighsModelStatus.kInterrupt
+    assert live._run(live.lp, Clock(None), None) == highspy.HighsModelStatus.kOptimal
+    assert live.lp.getInfo().simplex_iteration_count > 0
+    outcome = live.solve(time_limit=30.0, gap=1e-6)
+    exact = solve(problem, gap=1e-7)
+    assert outcome.change is not None and exact.objective is not None
+    assert check_plan(problem, outcome.change).ok
+    assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
