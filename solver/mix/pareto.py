@@ -59,6 +59,16 @@ FEWEST_SHARE = 0.05
 #: share of a point's time kept for the secant MILP (:mod:`dmplan.solver.mix.secant`) when the live model
 #: leaves the point short of the gap
 SECANT_SHARE = 0.75
+#: a large-model point whose root rounding is within this gap of its bound dives (:meth:`OuterApproximation.dive`,
+#: DIVE_SHARE of its time left) instead of running the secant MILP. Retailer case: at K = 610 (rounding 0.112%)
+#: the dive reaches 0.065% where the secant MILP's plan was below the rounding's; at K = 329-470 the rounding
+#: breaks the rules (3.6-4.3%) and the secant MILP lifts K = 470 to 0.7%
+DIVE_BELOW = 0.01
+DIVE_SHARE = 0.95
+#: share of the later points' time a dive may borrow: it takes 4-5 s at the retailer case's K = 610, about what
+#: that point has left after its root, and ran out of time there on a loaded machine (the borrowed time is only
+#: used until the dive ends)
+DIVE_BORROW = 0.25
 
 
 @dataclass(frozen=True)
@@ -390,8 +400,9 @@ def pareto_over_changes(
         # root rounds stop once the bound moves by less than a hundredth of the gap asked (at 0.1%: 1e-5, half
         # the retailer case's warm root time of the default 1e-7 for a bound 0.0004% higher)
         tolerance = min(max(gap / 100, OAOptions.lp_tolerance), 1e-5)
-        # no dive: at the middle K the root rounding closes the gap, at the smallest K (where the dive would run)
-        # it took the secant MILP's time and left the retailer case's K = 470 at 1.14% instead of 0.68%
+        # no dive inside the solve: at the middle K the root rounding closes the gap, and at the smallest K it took
+        # the secant MILP's time (retailer K = 470: 1.14% instead of 0.68%); _solve_point dives only where the
+        # rounding is near the bound (DIVE_BELOW)
         options = OAOptions(max_cuts_per_cone=400, lp_tolerance=tolerance, dive_step=0.0)
         live = OuterApproximation(first, formulate(first, "misocp"), options)
     # largest K first: its root is the slow cold one and gets a quarter of the time; on a small model every
@@ -417,7 +428,9 @@ def pareto_over_changes(
         if live is not None and k >= 1:
             live.set_max_changes(k)
             small = live.polish_cheap(problem.n)  # an exact QP over every activity is cheap: a small model
-            result = _solve_point(live, sub, floor, warm, rest, gap, name, small)
+            # what a dive may borrow from the later points (their shares, less this one's)
+            lend = None if remaining is None or share is None else DIVE_BORROW * max(0.0, remaining - share)
+            result = _solve_point(live, sub, floor, warm, rest, gap, name, small, lend)
             # this K's root duals bound every K (a tangent of the concave LP value)
             for other, tangent in zip(ks, live.bounds_at(ks), strict=True):
                 if tangent is not None:
@@ -475,14 +488,17 @@ def _solve_point(
     gap: float,
     name: str,
     small: bool,
+    lend: float | None = 0.0,
 ) -> MixResult:
-    """One K on the live model (already set to ``problem.k``) within ``seconds``.
+    """One K on the live model (already set to ``problem.k``) within ``seconds`` (a dive may run ``lend``
+    seconds longer).
 
     On a small model (``small``: an exact QP over every activity is cheap) the whole loop runs: root,
     rounding, MILP rounds. On a large model the MILP rounds barely move (the retailer case's K = 506: no
-    better plan in 40 s), so the root and its rounding run first, and a point left short of the gap gives
-    SECANT_SHARE of its time left to the secant MILP near the floor LP, this K's root and the plan in hand,
-    and the rest to MILP rounds.
+    better plan in 40 s), so the root and its rounding run first. A point left short of the gap then dives
+    (DIVE_SHARE of its time left) when the rounding is within DIVE_BELOW of the bound, and otherwise gives
+    SECANT_SHARE of its time left to the secant MILP near the floor LP, this K's root and the plan in hand;
+    the rest goes to MILP rounds.
     """
     began = time.perf_counter()
 
@@ -500,7 +516,15 @@ def _solve_point(
         live.options.max_rounds = rounds
     result = finish(problem, outcome, "misocp", name, gap, time.perf_counter() - began)
     left = spare()
-    if result.status == Status.FEASIBLE and (left is None or left > MIN_RETRY):
+    near = result.gap is not None and result.gap < DIVE_BELOW
+    if result.status == Status.FEASIBLE and near and (left is None or left > MIN_RETRY):
+        # the rounding is near the bound (the rules do not dominate): the dive, not the secant MILP
+        budget = None if left is None or lend is None else DIVE_SHARE * left + lend
+        if live.dive(budget) and live.incumbent is not None:
+            dived = BackendOutcome(Status.FEASIBLE, change=live.incumbent, bound=result.bound, message="dive")
+            result = _better(problem, result, finish(problem, dived, "misocp", name, gap, 0.0), gap)
+    left = spare()
+    if result.status == Status.FEASIBLE and not near and (left is None or left > MIN_RETRY):
         allowed = _near(live, floor, result.change)
         budget = None if left is None else SECANT_SHARE * left
         found = secant_plan(problem, live.model, allowed, budget, start=result.change)

@@ -325,3 +325,45 @@ def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_stil
     assert check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
     assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+
+def test_live_model_solves_again_after_a_run_it_interrupted() -> None:
+    # HiGHS keeps its interrupt flag between runs: a live model stopped once by its deadline ended every later
+    # run at once with no iteration (the Pareto sweep's next K had no root bound) until the callback cleared it
+    import highspy
+
+    from dmplan.solver.mix.backends.base import Clock
+
+    problem = paper_instance(InstanceSpec(150, "weak", 0.1, 0.5, 3))
+    live = OuterApproximation(problem, formulate(problem, "misocp"))
+    assert live._run(live.lp, Clock(0.0), None) == highspy.HighsModelStatus.kInterrupt
+    assert live._run(live.lp, Clock(None), None) == highspy.HighsModelStatus.kOptimal
+    assert live.lp.getInfo().simplex_iteration_count > 0
+    outcome = live.solve(time_limit=30.0, gap=1e-6)
+    exact = solve(problem, gap=1e-7)
+    assert outcome.change is not None and exact.objective is not None
+    assert check_plan(problem, outcome.change).ok
+    assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
+
+
+def test_dive_outside_a_solve_at_a_smaller_k_gives_a_checked_plan_and_restores_the_options() -> None:
+    # as the Pareto sweep runs it on a large model: the root of a smaller K on the live model, then the dive
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    problem = paper_instance(InstanceSpec(150, "strong", 0.2, 0.5, 6))
+    options = OAOptions(polish_limit=0, dive_step=0.0, max_rounds=0)  # no dive inside the solves
+    live = OuterApproximation(problem, formulate(problem, "misocp"), options)
+    live.solve(gap=1e-6)
+    small = problem.with_max_changes(problem.k // 2)
+    live.set_max_changes(small.k)
+    live.solve(gap=1e-6)
+    before = live.incumbent_value
+    found = live.dive(30.0)
+    exact = solve(small, gap=1e-7)
+    assert exact.objective is not None
+    assert live.dive_value is not None  # the dive reached an integral LP point
+    assert live.dive_value <= exact.objective + 1e-6 * abs(exact.objective)
+    assert live.incumbent is not None and check_plan(small, live.incumbent).ok
+    assert np.count_nonzero(live.incumbent) <= small.k
+    assert found == (live.incumbent_value > before)
+    assert (live.options.dive_step, live.options.dive_rounds) == (0.0, 2)
