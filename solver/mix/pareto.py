@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import highspy
 import numpy as np
@@ -173,6 +173,34 @@ def k_values(n: int, points: int, start: int = 0) -> list[int]:
     return sorted({start + round(j * (n - start) / (points - 1)) for j in range(points)})
 
 
+def _changes_model(problem: MixProblem) -> tuple[int, Any, np.ndarray]:
+    """The movable activities, the MISOCP formulation with a cap that never binds, and its rows
+    without the count row (the models that count changes put the count in the objective)."""
+    movable = int(regions(problem).movable.sum())
+    model = formulate(problem.with_max_changes(max(0, movable - 1)), "misocp")
+    keep = np.ones(model.num_rows, dtype=bool)
+    if model.count_row is not None:
+        keep[model.count_row] = False
+    return movable, model, keep
+
+
+def _count_changes(
+    model: Any, keep: np.ndarray, cost: np.ndarray, col_upper: np.ndarray, integer: np.ndarray
+) -> MilpArrays:
+    """Minimise ``cost`` (one per region binary) over the formulation's rows ``keep``."""
+    return MilpArrays.from_matrix(
+        model.matrix[keep],
+        cost=cost,
+        col_lower=model.lower,
+        col_upper=col_upper,
+        row_lower=np.where(np.isfinite(model.row_lower[keep]), model.row_lower[keep], -INF),
+        row_upper=np.where(np.isfinite(model.row_upper[keep]), model.row_upper[keep], INF),
+        integer=integer,
+        offset=0.0,
+        maximize=False,
+    )
+
+
 def changes_lower_bound(problem: MixProblem, time_limit: float | None = None) -> ChangesFloor:
     """A proven lower bound on the number of changes of any plan, from an LP.
 
@@ -194,26 +222,12 @@ def changes_lower_bound(problem: MixProblem, time_limit: float | None = None) ->
     """
     if check_plan(problem, np.zeros(problem.n)).ok:
         return ChangesFloor(0, 0.0, ())
-    movable = int(regions(problem).movable.sum())
-    model = formulate(problem.with_max_changes(max(0, movable - 1)), "misocp")
-    keep = np.ones(model.num_rows, dtype=bool)
-    if model.count_row is not None:
-        keep[model.count_row] = False
+    movable, model, keep = _changes_model(problem)
     cost = np.zeros(model.num_vars)
     cost[model.integer] = 1.0
     # pieces without a binary (minimum change 0 and no binding cap) cannot occur: the model is built with a
     # binding cap, so every piece has its binary
-    arrays = MilpArrays.from_matrix(
-        model.matrix[keep],
-        cost=cost,
-        col_lower=model.lower,
-        col_upper=model.upper,
-        row_lower=np.where(np.isfinite(model.row_lower[keep]), model.row_lower[keep], -INF),
-        row_upper=np.where(np.isfinite(model.row_upper[keep]), model.row_upper[keep], INF),
-        integer=np.zeros(0),
-        offset=0.0,
-        maximize=False,
-    )
+    arrays = _count_changes(model, keep, cost, model.upper, np.zeros(0))
     highs = new_highs()
     highs.setOptionValue("output_flag", False)
     set_time_limit(highs, time_limit)
@@ -256,27 +270,13 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     if floor.columns is None or floor.infeasible:
         return None
     began = time.perf_counter()
-    movable = int(regions(problem).movable.sum())
-    model = formulate(problem.with_max_changes(max(0, movable - 1)), "misocp")
-    keep = np.ones(model.num_rows, dtype=bool)
-    if model.count_row is not None:
-        keep[model.count_row] = False
+    _, model, keep = _changes_model(problem)
     integer = np.flatnonzero(model.integer)
     cost = np.zeros(model.num_vars)
     cost[integer] = 1.0
     col_upper = model.upper.copy()
     col_upper[integer[floor.columns[integer] <= 1e-6]] = 0.0  # activities the LP leaves unchanged stay unchanged
-    arrays = MilpArrays.from_matrix(
-        model.matrix[keep],
-        cost=cost,
-        col_lower=model.lower,
-        col_upper=col_upper,
-        row_lower=np.where(np.isfinite(model.row_lower[keep]), model.row_lower[keep], -INF),
-        row_upper=np.where(np.isfinite(model.row_upper[keep]), model.row_upper[keep], INF),
-        integer=integer,
-        offset=0.0,
-        maximize=False,
-    )
+    arrays = _count_changes(model, keep, cost, col_upper, integer)
     highs = new_highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", 0.01)
