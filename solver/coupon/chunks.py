@@ -310,6 +310,11 @@ def sample(chunk: Chunk, rate: float, seed: int) -> Rows:
     return Rows(idx.astype(np.int64) + chunk.offset, chunk.segment[idx], chunk.probability[idx])
 
 
+def cheapest_spend(chunk: Chunk, economics: Economics) -> float:
+    """What the chunk's customers cost at their cheapest mailings (float64 from the scores)."""
+    return float(economics.cost(chunk.probability).min(axis=1).sum())
+
+
 def segment_counts(chunk: Chunk, S: int) -> np.ndarray:
     return np.bincount(chunk.segment, minlength=S)
 

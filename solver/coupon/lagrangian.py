@@ -107,6 +107,23 @@ def solve_scored(
     sizes = np.sum(store.map(ch.segment_counts, S), axis=0)
     M = int(sizes.sum())
     minimum = customer_minimums(problem, sizes)
+    short = np.flatnonzero(minimum.sum(axis=1) > sizes)
+    if short.size:
+        s = int(short[0])
+        message = (
+            f"segment {problem.segments[s]} has {int(sizes[s])} customers, fewer than its minimum counts "
+            f"({int(minimum[s].sum())}: every mailing's minimum share, rounded up to whole customers)"
+        )
+        cert = Certificate(Status.INFEASIBLE, None, None, time.perf_counter() - start, "lagrangian", message=message)
+        return ScoredPlan(cert)
+    cheapest = float(sum(store.map(ch.cheapest_spend, econ)))
+    if cheapest > problem.budget * (1 + 1e-12):
+        message = (
+            f"the budget {problem.budget:,.2f} is below {cheapest:,.2f}, what every customer costs at "
+            "their cheapest mailing (from the scores)"
+        )
+        cert = Certificate(Status.INFEASIBLE, None, None, time.perf_counter() - start, "lagrangian", message=message)
+        return ScoredPlan(cert)
 
     # samples of BASE_SAMPLE * LEVEL_FACTOR**l customers (each a subsample of the next), then everyone
     level_sizes: list[int] = []

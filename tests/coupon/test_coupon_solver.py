@@ -223,6 +223,41 @@ def test_tight_budget_scored_list_agrees_with_the_class_model(book):
     assert dual.gap <= 1e-6
 
 
+def test_segment_too_small_for_its_minimums_is_named_at_once(book):
+    """A scored list where one segment has 2 customers and three mailings need one each: the plan
+    is infeasible by counting alone; the dual method says so, naming the segment, before any LP."""
+    problem, customers = scored_customers(book[0], 50_000, seed=6)
+    segment = customers.segment.copy()
+    segment[segment == 3] = 4
+    segment[:2] = 3
+    problem = CouponProblem(
+        problem.segments, np.bincount(segment, minlength=16), problem.mailings, problem.probability, problem.budget
+    )
+    result = solve_customers(problem, CustomerList(customers.customer_id, segment, customers.probability))
+    assert result.certificate.status == Status.INFEASIBLE and result.assignment is None
+    assert "segment 4 has 2 customers" in result.certificate.message
+    assert result.certificate.iterations == 0  # decided before any screening pass or LP
+
+
+def test_budget_below_every_customers_cheapest_mailing_is_named_at_once(book):
+    """Scores well above the segment probabilities: the budget passes the segment-level floor but
+    is below what the customers cost at their cheapest mailings; refused before any LP."""
+    problem, customers = scored_customers(book[0], 50_000, seed=6)
+    mailings = (
+        Mailing("dm1", "", 100, 10.0, 0.0),
+        Mailing("dm2", "", 50, 10.0, 0.0),
+        Mailing("dm3", "", 2000, 10.0, 0.0),
+    )
+    problem = CouponProblem(problem.segments, problem.customers, mailings, problem.probability, 1e12, "dm1")
+    problem = problem.with_budget(problem.min_feasible_budget * 1.001)
+    scored = CustomerList(customers.customer_id, customers.segment, np.clip(customers.probability * 1.5, 0, 1))
+    result = solve_customers(problem, scored)
+    cost = scored.probability * problem.coupon_values + problem.piece_costs
+    assert cost.min(axis=1).sum() > problem.budget  # the independent reason
+    assert result.certificate.status == Status.INFEASIBLE and result.assignment is None
+    assert "cheapest mailing" in result.certificate.message and result.certificate.iterations == 0
+
+
 def test_identical_scored_customers_are_grouped(book):
     problem, customers = book
     scored = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
