@@ -55,6 +55,16 @@ class Duals:
     mu: np.ndarray  # (S, D)
     lam: float
 
+    @classmethod
+    def zero(cls, S: int, D: int) -> Duals:
+        return cls(np.zeros((S, D)), 0.0)
+
+    @classmethod
+    def of_rows(cls, row_dual: np.ndarray, S: int, D: int) -> Duals:
+        """The prices from HiGHS's duals of the coupling rows (S*D minimum counts, then the budget) of
+        a maximisation: a binding ">= L" row has dual <= 0, the binding budget row dual >= 0."""
+        return cls(np.maximum(0.0, -row_dual[: S * D]).reshape(S, D), max(0.0, float(row_dual[S * D])))
+
     def reduced(self, segment: np.ndarray, gain: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """gain + mu[segment] - lam * cost, in the dtype of ``gain``."""
         mu = self.mu.astype(gain.dtype, copy=False)

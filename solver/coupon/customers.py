@@ -36,6 +36,7 @@ from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit
 from dmplan.solver.backends.highs import solve as solve_highs
 from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status
 from dmplan.solver.coupon.checks import check_assignment, customer_minimums
+from dmplan.solver.coupon.chunks import Duals
 from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
 from dmplan.solver.linear import INF, LinearProgram
 
@@ -92,18 +93,9 @@ def _group_identical(segment: np.ndarray, probability: np.ndarray) -> tuple[np.n
     return first, member.astype(np.int64)
 
 
-@dataclass
-class Duals:
-    mu: np.ndarray  # (S, D) >= 0, value of one more customer towards a minimum count
-    lam: float  # >= 0, conversions per unit of budget
-
-    def reduced(self, classes: Classes) -> np.ndarray:
-        return classes.gain + self.mu[classes.segment] - self.lam * classes.cost
-
-
 def lagrangian_bound(classes: Classes, duals: Duals, minimum: np.ndarray, budget: float) -> float:
     """UB(mu, lam): a proven upper bound on the customer-level optimum for any mu, lam >= 0."""
-    best = duals.reduced(classes).max(axis=1)
+    best = duals.reduced(classes.segment, classes.gain, classes.cost).max(axis=1)
     return float(classes.size @ best - np.sum(minimum * duals.mu) + duals.lam * budget)
 
 
@@ -206,9 +198,7 @@ class RestrictedLP:
         solution = self.h.getSolution()
         S, D = self.S, self.D
         x = np.array(solution.col_value).reshape(-1, D)
-        row_dual = np.array(solution.row_dual[: S * D + 1])
-        # maximisation: a binding ">= L" row has dual <= 0, the binding budget row dual >= 0
-        duals = Duals(np.maximum(0.0, -row_dual[: S * D]).reshape(S, D), max(0.0, float(row_dual[S * D])))
+        duals = Duals.of_rows(np.array(solution.row_dual[: S * D + 1]), S, D)
         return Status.OPTIMAL, x, duals
 
 
@@ -315,7 +305,7 @@ def solve_classes(
         sample_lp.add(sample)
         sample_lp.set_limits(np.floor(minimum * share), problem.budget * share)
         _, _, sample_duals = sample_lp.solve(SAMPLE_LP, remaining())
-        reduced = (sample_duals or Duals(np.zeros((S, D)), 0.0)).reduced(classes)
+        reduced = (sample_duals or Duals.zero(S, D)).reduced(classes.segment, classes.gain, classes.cost)
         top2 = np.sort(reduced, axis=1)[:, -2:] if D > 1 else np.zeros((K, 2))
         order = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")
         choice = reduced.argmax(axis=1)
@@ -323,7 +313,7 @@ def solve_classes(
         order = np.concatenate([repair, order])
         report(f"sample LP of {SAMPLE_SIZE:,} customers solved")
     else:
-        reduced = Duals(np.zeros((S, D)), 0.0).reduced(classes)
+        reduced = Duals.zero(S, D).reduced(classes.segment, classes.gain, classes.cost)
     choice = reduced.argmax(axis=1)
 
     restricted = RestrictedLP(classes, S, D)
@@ -354,7 +344,7 @@ def solve_classes(
             continue
         if status != Status.OPTIMAL or lp_duals is None or x is None:
             break
-        reduced = lp_duals.reduced(classes)
+        reduced = lp_duals.reduced(classes.segment, classes.gain, classes.cost)
         best = reduced.max(axis=1)
         tolerance = 1e-9 * max(1.0, float(np.abs(reduced).max()))
         priced_out = fixed[best[fixed] > reduced[fixed, choice[fixed]] + tolerance]

@@ -233,7 +233,7 @@ def _solve_level(
     (the settled customers overspend or miss a count) widens the window and starts again."""
     S, D, econ = store.S, store.D, store.economics
     if center is None:
-        center = ch.Duals(np.zeros((S, D)), 0.0)
+        center = ch.Duals.zero(S, D)
     passes = 0
     while True:
         parts = store.map(ch.screen, center, window, econ)
@@ -331,9 +331,7 @@ class _RestrictedLP:
         slack = col[:k] > 1e-6
         if slack.any():
             return Status.INFEASIBLE, None, None, (slack[: S * D].reshape(S, D), bool(slack[S * D]))
-        row_dual = np.array(solution.row_dual[:k])
-        # maximisation: a binding ">= L" row has dual <= 0, the binding budget row dual >= 0
-        duals = ch.Duals(np.maximum(0.0, -row_dual[: S * D]).reshape(S, D), max(0.0, float(row_dual[S * D])))
+        duals = ch.Duals.of_rows(np.array(solution.row_dual[:k]), S, D)
         return Status.OPTIMAL, col[k:].reshape(-1, D), duals, none
 
 
