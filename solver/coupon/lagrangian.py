@@ -40,19 +40,20 @@ from dmplan.solver.backends.highs import solve as solve_highs
 from dmplan.solver.common import Certificate, FeasibilityCheck, Progress, ProgressCallback, Status, ViolationLog
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.checks import customer_minimums
-from dmplan.solver.coupon.customers import RESTRICTED_LP, WARM_LP, Classes, _program, add_columns
+from dmplan.solver.coupon.customers import Classes, _program
 from dmplan.solver.coupon.model import CouponProblem
 from dmplan.solver.linear import INF
 
 BASE_SAMPLE = 2_000  #: customers in the first sample, whose LP is solved whole
 LEVEL_FACTOR = 10  #: each refining sample is this many times larger than the last
-KAPPA = 1.0  #: window = KAPPA * the estimated error of the prices
+KAPPA = 2.0  #: window = KAPPA * the estimated error of the prices
 SLACK_PRICE = 1e3  #: per customer short of a count: far above any customer's gain (at most 1)
 MIN_ADD = 5_000  #: customers a sifting round may add even to a small LP
 LAM_ERROR = 0.3  #: relative error of the budget's price from a sample of n customers: about LAM_ERROR / sqrt(n)
-GROWTH = 2.0  #: the window at most doubles from one round to the next
+ROUND_GAP = 1e-9  #: the rounding MIP's gap, relative to the plan's bound
 ROUND_NEIGHBOURS = 64  #: free customers nearest a tie that join the fractional ones in the first rounding MIP
 SEED = 20210108
+LP_OPTIONS = {"solver": "simplex", "presolve": "off"}  #: dual simplex from the centre prices or the last basis
 
 
 @dataclass
@@ -116,8 +117,8 @@ def solve_scored(
         )
         cert = Certificate(Status.INFEASIBLE, None, None, time.perf_counter() - start, "lagrangian", message=message)
         return ScoredPlan(cert)
-    cheapest = float(sum(store.map(ch.cheapest_spend, econ)))
-    if cheapest > problem.budget * (1 + 1e-12):
+    cheapest = float(sum(store.map(ch.cheapest_spend)))
+    if cheapest * (1 - 1e-7) > problem.budget:
         message = (
             f"the budget {problem.budget:,.2f} is below {cheapest:,.2f}, what every customer costs at "
             "their cheapest mailing (from the scores)"
@@ -229,110 +230,215 @@ def _solve_level(
     expired: Callable[[], bool],
 ) -> tuple[LevelSolution | None, int]:
     """Screen around ``center``, then sift: the LP over the unsettled customers, the settled ones
-    its prices beat added to it (warm start), until none is beaten. An infeasible restricted LP
-    (the settled customers overspend or miss a count) widens the window and starts again."""
+    its prices beat added to it (warm start), until none is beaten. While the settled customers
+    leave a count or the budget out of reach, the LP's elastic slacks price that row prohibitively,
+    so the customers nearest to helping it are the most beaten and join first; when none is beaten
+    and a slack is still needed, no plan over the whole level meets the row."""
     S, D, econ = store.S, store.D, store.economics
     if center is None:
         center = ch.Duals.zero(S, D)
-    passes = 0
+    parts = store.map(ch.screen, center, window, econ)
+    passes = 1
+    fixed = ch.Totals.sum([p.fixed for p in parts])
+    lp = _RestrictedLP(S, D, econ, center)
+    lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
     while True:
-        parts = store.map(ch.screen, center, window, econ)
+        status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, remaining())
+        if status != Status.OPTIMAL or x is None or duals is None or expired():
+            return None, passes
+        # the most beaten join the LP (at most as many as it holds: its size at most doubles a
+        # round, so a poor window costs rounds rather than one huge LP); they leave the settled totals
+        limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD  # short of a row: a few at a time
+        beaten = lp.new(ch.Rows.concat(store.map(ch.priced_out, center, window, duals, limit), D))
         passes += 1
-        fixed = ch.Totals.sum([p.fixed for p in parts])
-        free = ch.Rows.concat([p.free for p in parts], D)
-        lp = _RestrictedLP(S, D, econ)
-        lp.add(free)
-        rounds = 0
-        while True:
-            status, x, duals, short = lp.solve(
-                minimum - fixed.counts, budget - fixed.settled_spend, remaining(), warm=rounds > 0
-            )
-            rounds += 1
-            if status != Status.OPTIMAL or x is None or duals is None or expired():
-                break
-            beaten = lp.new(ch.Rows.concat(store.map(ch.priced_out, center, window, duals), D))
-            passes += 1
-            solution = LevelSolution(center, window, fixed, lp.rows, x, duals, len(beaten) == 0)
-            if len(beaten) == 0:
-                return solution, passes
-            # the most beaten join the LP (at most as many as it holds: its size at most doubles a
-            # round, so a poor window costs rounds rather than one huge LP); they leave the settled totals
-            beaten = _most_beaten(beaten, center, duals, econ, max(MIN_ADD, len(lp.rows)))
-            fixed = fixed.minus(ch.Totals.of(beaten.segment, _best(beaten, center, econ), beaten.probability, econ, S))
-            lp.add(beaten)
-        if status == Status.INFEASIBLE and not window.is_everything:
-            # the settled customers leave these rows out of reach: widen the window where they bind
-            window = ch.Window.everything(S, D) if window.floor > 1e-2 else window.widened_at(*short, GROWTH, center)
-            continue
-        return None, passes
+        added = lp.missing(duals)
+        if len(beaten) == 0 and added == 0:
+            return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
+        beaten = _most_beaten(beaten, center, duals, econ, limit)
+        fixed = fixed.minus(
+            ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
+        )
+        lp.add(beaten, center, window, duals)
 
 
 class _RestrictedLP:
-    """The LP over some customers (rows in order of addition) with the settled ones' totals off
-    the right-hand sides; one HiGHS instance, so added customers warm-start from the last basis.
+    """The LP over some customers (in order of addition) with the settled ones' totals off the
+    right-hand sides; one HiGHS instance, so each solve warm-starts from the last basis.
+
+    Each customer's mailing is written as its *reference* mailing (its best at the centre prices)
+    moved by y[i, d] >= 0 to its other candidates: x[i, ref] = 1 - sum_d y[i, d]. The reference
+    columns' counts, spend and gain become constants, so a customer with one other candidate is a
+    single column in [0, 1] and needs no row of its own (more candidates: one row sum y <= 1). The
+    LP then has about S*D + 1 rows however many customers it holds, which the dual simplex solves
+    far faster than one convexity row per customer. Candidates are the mailings the window leaves
+    near the best; :meth:`missing` prices the others, and those that beat a customer's candidates
+    join, so the optimum is the LP's over every mailing.
+
+    The coupling rows are equalities with explicit surplus columns, and every column's objective is
+    its value reduced at the centre prices (which changes the objective by a constant on the
+    feasible set). The slack basis then stands at the centre prices, so the first dual simplex
+    solve starts near the optimum instead of at zero prices; its row duals are the change from the
+    centre.
 
     Every coupling row has an elastic slack at a prohibitive price, so the LP always solves and,
     when the settled customers leave a count or the budget out of reach, says which rows.
-    Rows: S*D minimum counts, the budget, then one per customer; columns: the S*D + 1 slacks,
-    then D per customer.
+    Rows: S*D minimum counts, the budget, then one per customer with three or more candidates;
+    columns: the S*D + 1 elastic slacks, the S*D + 1 surplus columns, then the y columns.
     """
 
-    def __init__(self, S: int, D: int, econ: ch.Economics) -> None:
-        self.S, self.D, self.econ = S, D, econ
+    def __init__(self, S: int, D: int, econ: ch.Economics, center: ch.Duals) -> None:
+        self.S, self.D, self.econ, self.center = S, D, econ, center
         self.rows = ch.Rows.concat([], D)
+        self.gain, self.cost = np.empty((0, D)), np.empty((0, D))
+        self.ref = np.empty(0, np.int64)
+        self.candidate = np.empty((0, D), bool)
+        self.own_row = np.empty(0, np.int64)  #: the customer's row sum y <= 1, or -1
+        self.col_customer, self.col_mailing = np.empty(0, np.int64), np.empty(0, np.int64)
+        self.base_counts, self.base_spend = np.zeros((S, D)), 0.0
         self.h = new_highs()
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        k = S * D + 1
-        self.h.addRows(k, np.full(k, -INF), np.full(k, INF), 0, np.zeros(k, np.int32), [], [])
+        k = self.k = S * D + 1
+        self.first_y = 2 * k
+        self.n_rows = k
+        self.h.addRows(k, np.zeros(k), np.zeros(k), 0, np.zeros(k, np.int32), [], [])
+        # HiGHS's row duals at the centre: a ">= L" row of a maximisation prices at -mu, the budget at lam
+        self.center_row_dual = np.concatenate([-center.mu.ravel(), [center.lam]])
         # a count short by one costs more than any customer can gain; a unit of budget over, more than it buys
         price = np.concatenate(
             [np.full(S * D, SLACK_PRICE), [SLACK_PRICE / max(1.0, float(np.max(econ.coupon + econ.piece)))]]
         )
-        sign = np.concatenate([np.ones(S * D), [-1.0]])
-        self.h.addCols(
-            k, -price, np.zeros(k), np.full(k, INF), k, np.arange(k, dtype=np.int32), np.arange(k, dtype=np.int32), sign
-        )
+        sign = np.concatenate([np.ones(S * D), [-1.0]])  # elastic: a count's missing customers, the budget's excess
+        rows = np.arange(k, dtype=np.int32)
+        for objective, coefficient in ((-price, sign), (np.zeros(k), -sign)):  # elastic, then surplus
+            self.h.addCols(
+                k,
+                objective - coefficient * self.center_row_dual,
+                np.zeros(k),
+                np.full(k, INF),
+                k,
+                rows,
+                rows,
+                coefficient,
+            )
 
     def new(self, rows: ch.Rows) -> ch.Rows:
         """Those of ``rows`` not in the LP yet (settled customers it already took over stay beaten)."""
         keep = ~np.isin(rows.index, self.rows.index)
         return ch.Rows(rows.index[keep], rows.segment[keep], rows.probability[keep])
 
-    def add(self, rows: ch.Rows) -> None:
-        S, D, n = self.S, self.D, len(rows)
+    def add(self, rows: ch.Rows, center: ch.Duals, window: ch.Window, prices: ch.Duals | None = None) -> None:
+        """Customers join with their best mailing at ``center`` as reference and, as candidates, the
+        mailings near it in ``window`` and their best at ``prices``."""
+        n, D = len(rows), self.D
         if n == 0:
             return
-        first = add_columns(self.h, _free_classes(rows, self.econ), np.arange(n), S, D)
-        starts = np.arange(0, n * D, D, dtype=np.int32)
-        columns = (first + np.arange(n * D)).astype(np.int32)
-        self.h.addRows(n, np.ones(n), np.ones(n), n * D, starts, columns, np.ones(n * D))
+        ref, candidate = ch.candidates(rows, center, window, self.econ)
+        gain, cost = self.econ.gain(rows.probability), self.econ.cost(rows.probability)
+        if prices is not None:
+            candidate[np.arange(n), prices.reduced(rows.segment, gain, cost).argmax(axis=1)] = True
+        first = len(self.rows)
         self.rows = ch.Rows.concat([self.rows, rows], D)
+        self.gain, self.cost = np.concatenate([self.gain, gain]), np.concatenate([self.cost, cost])
+        self.ref = np.concatenate([self.ref, ref])
+        self.candidate = np.concatenate([self.candidate, np.zeros((n, D), bool)])
+        self.candidate[first + np.arange(n), ref] = True
+        self.own_row = np.concatenate([self.own_row, np.full(n, -1, np.int64)])
+        np.add.at(self.base_counts, (rows.segment, ref), 1.0)
+        self.base_spend += float(cost[np.arange(n), ref].sum())
+        customer, mailing = np.nonzero(candidate & ~np.eye(D, dtype=bool)[ref])
+        self._add_columns(first + customer, mailing)
+
+    def _add_columns(self, customer: np.ndarray, mailing: np.ndarray) -> None:
+        """y columns for (customer, mailing) pairs, and a row sum y <= 1 for each customer that
+        now has two or more."""
+        m = len(customer)
+        if m == 0:
+            return
+        self.candidate[customer, mailing] = True
+        ref, segment = self.ref[customer], self.rows.segment[customer].astype(np.int64)
+        own = self.own_row[customer]
+        entries = np.where(own >= 0, 4, 3)
+        starts = np.concatenate([[0], np.cumsum(entries)[:-1]]).astype(np.int32)
+        index = np.full((m, 4), -1, np.int64)
+        value = np.zeros((m, 4))
+        # moving a customer from its reference to this mailing: one more here, one fewer there
+        index[:, 0], value[:, 0] = segment * self.D + mailing, 1.0
+        index[:, 1], value[:, 1] = segment * self.D + ref, -1.0
+        index[:, 2], value[:, 2] = self.k - 1, self.cost[customer, mailing] - self.cost[customer, ref]
+        index[:, 3], value[:, 3] = own, 1.0
+        keep = index >= 0
+        r = self.center.reduced(self.rows.segment[customer], self.gain[customer], self.cost[customer])
+        objective = r[np.arange(m), mailing] - r[np.arange(m), ref]
+        self.h.addCols(
+            m,
+            objective,
+            np.zeros(m),
+            np.ones(m),
+            int(keep.sum()),
+            starts,
+            index[keep].astype(np.int32),
+            value[keep],
+        )
+        self.col_customer = np.concatenate([self.col_customer, customer])
+        self.col_mailing = np.concatenate([self.col_mailing, mailing])
+        columns = np.bincount(self.col_customer, minlength=len(self.rows))
+        needs = np.unique(customer[(own < 0) & (columns[customer] >= 2)])
+        if len(needs) == 0:
+            return
+        mine = np.flatnonzero(np.isin(self.col_customer, needs))
+        order = mine[np.argsort(self.col_customer[mine], kind="stable")]
+        counts = columns[needs]
+        row_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        r = len(needs)
+        self.h.addRows(
+            r,
+            np.full(r, -INF),
+            np.ones(r),
+            len(order),
+            row_starts,
+            (self.first_y + order).astype(np.int32),
+            np.ones(len(order)),
+        )
+        self.own_row[needs] = self.n_rows + np.arange(r)
+        self.n_rows += r
+
+    def missing(self, prices: ch.Duals) -> int:
+        """Adds the mailings that beat a customer's candidates at ``prices``; how many were added
+        (none: the LP over the candidates is the LP over every mailing)."""
+        if len(self.rows) == 0:
+            return 0
+        r = prices.reduced(self.rows.segment, self.gain, self.cost)
+        best_candidate = np.where(self.candidate, r, -np.inf).max(axis=1)
+        tolerance = 1e-9 * (np.abs(r).max(axis=1) + 1.0)
+        customer, mailing = np.nonzero(~self.candidate & (r > (best_candidate + tolerance)[:, None]))
+        self._add_columns(customer, mailing)
+        return len(customer)
 
     def solve(
-        self, minimum: np.ndarray, budget: float, time_limit: float | None, warm: bool
-    ) -> tuple[Status, np.ndarray | None, ch.Duals | None, tuple[np.ndarray, bool]]:
-        """Status, the customers' x (n, D), the coupling rows' prices, and which rows needed their
-        slack: the counts (S, D) and the budget (none: the restricted LP is feasible)."""
-        S, D = self.S, self.D
-        for row, low in enumerate(minimum.ravel()):
-            self.h.changeRowBounds(row, float(low), INF)
-        self.h.changeRowBounds(S * D, -INF, float(budget))
-        for key, value in (WARM_LP if warm else RESTRICTED_LP).items():
+        self, minimum: np.ndarray, budget: float, time_limit: float | None
+    ) -> tuple[Status, np.ndarray | None, ch.Duals | None, bool]:
+        """Status, the customers' x (n, D), the coupling rows' prices, and whether no row needed
+        its elastic slack (else the prices include the slacks' prohibitive ones)."""
+        S, D, k = self.S, self.D, self.k
+        low = (minimum - self.base_counts).ravel()
+        for row in range(S * D):
+            self.h.changeRowBounds(row, float(low[row]), float(low[row]))
+        self.h.changeRowBounds(S * D, float(budget - self.base_spend), float(budget - self.base_spend))
+        for key, value in LP_OPTIONS.items():
             self.h.setOptionValue(key, value)
         set_time_limit(self.h, time_limit)
         self.h.run()
-        none = (np.zeros((S, D), bool), False)
         status = termination(self.h.getModelStatus(), has_solution=False)
         if status != Status.OPTIMAL:
-            return status, None, None, none
+            return status, None, None, False
         solution = self.h.getSolution()
         col = np.array(solution.col_value)
-        k = S * D + 1
-        slack = col[:k] > 1e-6
-        if slack.any():
-            return Status.INFEASIBLE, None, None, (slack[: S * D].reshape(S, D), bool(slack[S * D]))
-        duals = ch.Duals.of_rows(np.array(solution.row_dual[:k]), S, D)
-        return Status.OPTIMAL, col[k:].reshape(-1, D), duals, none
+        n = len(self.rows)
+        x = np.zeros((n, D))
+        np.add.at(x, (self.col_customer, self.col_mailing), col[self.first_y :])
+        x[np.arange(n), self.ref] = 1.0 - x.sum(axis=1)
+        row_dual = np.array(solution.row_dual[:k]) + self.center_row_dual
+        return Status.OPTIMAL, x, ch.Duals.of_rows(row_dual, S, D), not bool((col[:k] > 1e-6).any())
 
 
 def _most_beaten(rows: ch.Rows, center: ch.Duals, prices: ch.Duals, econ: ch.Economics, limit: int) -> ch.Rows:
@@ -340,17 +446,9 @@ def _most_beaten(rows: ch.Rows, center: ch.Duals, prices: ch.Duals, econ: ch.Eco
     if len(rows) <= limit:
         return rows
     r = prices.reduced(rows.segment, econ.gain(rows.probability), econ.cost(rows.probability))
-    behind = r.max(axis=1) - r[np.arange(len(rows)), _best(rows, center, econ)]
+    behind = r.max(axis=1) - r[np.arange(len(rows)), ch.best_mailing(rows, center, econ)]
     keep = np.sort(np.argpartition(-behind, limit)[:limit])
     return ch.Rows(rows.index[keep], rows.segment[keep], rows.probability[keep])
-
-
-def _best(rows: ch.Rows, duals: ch.Duals, econ: ch.Economics) -> np.ndarray:
-    """Best mailing of ``rows`` under ``duals``, as the float32 passes see it."""
-    r = duals.reduced(
-        rows.segment, econ.gain(rows.probability).astype(np.float32), econ.cost(rows.probability).astype(np.float32)
-    )
-    return r.argmax(axis=1)
 
 
 def _solve_sample(
@@ -433,9 +531,10 @@ def _round(
             budget - fixed.settled_spend - rest_totals.settled_spend,
             integer=True,
         )
-        # the MIP's share of the gap is absolute: its own objective is a sliver of the plan's
+        # the MIP is tiny and its objective a sliver of the plan's: solved to an absolute gap far
+        # below any the plan is asked for, so the plan's gap is what rounding costs
         sol = solve_highs(
-            mip, time_limit=remaining(), gap=gap, options={"mip_abs_gap": gap * max(1.0, abs(bound)) / 10}
+            mip, time_limit=remaining(), gap=ROUND_GAP, options={"mip_abs_gap": ROUND_GAP * max(1.0, abs(bound))}
         )
         nodes += sol.iterations
         if sol.x is not None:
