@@ -110,11 +110,12 @@ class Chunk:
 def _best_of(r: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The first largest of the columns per customer (as ``argmax`` picks it) and its value."""
     best = r[0].copy()
-    choice = np.zeros(len(best), np.intp)
-    for d in range(1, len(r)):
-        better = r[d] > best
-        choice[better] = d
-        np.maximum(best, r[d], out=best)
+    for column in r[1:]:
+        np.maximum(best, column, out=best)
+    choice = np.zeros(len(best), np.int8)
+    for d in range(len(r) - 1, 0, -1):
+        choice = np.where(r[d] == best, np.int8(d), choice)
+    choice[r[0] == best] = 0
     return choice, best
 
 
@@ -241,32 +242,45 @@ class Window:
         return bool(np.all(np.isinf(self.mu)))
 
 
-def _choice_and_near(chunk: Chunk, duals: Duals, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """Best mailing per customer under ``duals`` (float32), and (m, D) which other mailings are
-    near it: within what the window's prices can change their lead by. A customer with any is
-    unsettled."""
+def _choice_and_near(
+    chunk: Chunk, duals: Duals, window: Window, want_near: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Best mailing per customer under ``duals`` (float32); whether any other mailing is near it,
+    within what the window's prices can change their lead by (the customer is unsettled); and,
+    when asked, (m, D) which mailings are."""
     r = chunk.reduced(duals)
     choice, best = _best_of(r)
-    D = len(r)
-    near = np.empty((len(choice), D), bool)
+    m, D = len(choice), len(r)
+    near = np.empty((m, D), bool) if want_near else None
     if window.is_everything:
-        near[:] = True
-        near[np.arange(len(choice)), choice] = False
-        return choice, near
+        if near is not None:
+            near[:] = True
+            near[np.arange(m), choice] = False
+        return choice, np.full(m, D > 1), near
     mu = window.mu.astype(np.float32)
-    cell = chunk.segment * D + choice
-    own_mu = mu.ravel().take(cell) + np.float32(window.floor)
+    base = mu.ravel().take(chunk.segment * D + choice)
+    base += np.float32(window.floor)
     own_cost = np.choose(choice, chunk.cost)
     lam = np.float32(window.lam)
+    free = np.zeros(m, bool)
+    allowance = np.empty(m, np.float32)
     for b in range(D):
-        allowance = own_mu + mu[:, b].take(chunk.segment) + lam * np.abs(chunk.cost[b] - own_cost)
-        near[:, b] = (best - r[b] < allowance) & (choice != b)
-    return choice, near
+        # b is near when the lead over it is below mu[s, a] + mu[s, b] + lam |cost_a - cost_b| + floor
+        np.subtract(chunk.cost[b], own_cost, out=allowance)
+        np.abs(allowance, out=allowance)
+        allowance *= lam
+        allowance += base
+        allowance += mu[:, b].take(chunk.segment)
+        is_near = (best - r[b] < allowance) & (choice != b)
+        free |= is_near
+        if near is not None:
+            near[:, b] = is_near
+    return choice, free, near
 
 
 def _choice_and_free(chunk: Chunk, duals: Duals, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    choice, near = _choice_and_near(chunk, duals, window)
-    return choice, near.any(axis=1) if near.shape[1] > 0 else np.zeros(len(choice), bool)
+    choice, free, _ = _choice_and_near(chunk, duals, window, want_near=False)
+    return choice, free
 
 
 def best_mailing(rows: Rows, duals: Duals, economics: Economics) -> np.ndarray:
@@ -277,7 +291,8 @@ def best_mailing(rows: Rows, duals: Duals, economics: Economics) -> np.ndarray:
 def candidates(rows: Rows, duals: Duals, window: Window, economics: Economics) -> tuple[np.ndarray, np.ndarray]:
     """For customers in full: their best mailing under ``duals`` as the screening passes see it,
     and (n, D) which mailings may be best anywhere in the window (the best one included)."""
-    choice, near = _choice_and_near(Chunk.build(0, rows.segment, rows.probability, economics), duals, window)
+    choice, _, near = _choice_and_near(Chunk.build(0, rows.segment, rows.probability, economics), duals, window)
+    assert near is not None
     near[np.arange(len(choice)), choice] = True
     return choice, near
 
@@ -292,19 +307,23 @@ def screen(chunk: Chunk, duals: Duals, window: Window, economics: Economics) -> 
     return Screen(fixed, _rows(chunk, np.flatnonzero(free)))
 
 
-def priced_out(chunk: Chunk, duals: Duals, window: Window, prices: Duals, limit: int) -> Rows:
-    """The customers settled under ``duals`` and ``window`` whose mailing there is beaten under
-    ``prices`` by more than float32 rounding (none left proves a restricted LP optimal for all):
-    at most ``limit``, those beaten by most."""
-    choice, free = _choice_and_free(chunk, duals, window)
+def priced_out(chunk: Chunk, duals: Duals, held: np.ndarray, prices: Duals, limit: int) -> Rows:
+    """The customers outside ``held`` (sorted global positions: those a restricted LP holds; the
+    others are settled at their best mailing under ``duals``) whose mailing is beaten under
+    ``prices`` by more than float32 rounding (none left proves the LP optimal for all): at most
+    ``limit``, those beaten by most."""
+    choice, _ = _best_of(chunk.reduced(duals))
     r = chunk.reduced(prices)
     _, best = _best_of(r)
     behind = best - np.choose(choice, r)
     tolerance = np.float32(1e-6) * (np.maximum(np.abs(best), np.abs(np.minimum.reduce(r))) + np.float32(1.0))
-    beaten = np.flatnonzero((behind > tolerance) & ~free)
-    if len(beaten) > limit:
-        beaten = np.sort(beaten[np.argpartition(-behind[beaten], limit)[:limit]])
-    return _rows(chunk, beaten)
+    beaten = behind > tolerance
+    mine = held[np.searchsorted(held, chunk.offset) : np.searchsorted(held, chunk.offset + len(chunk))]
+    beaten[mine - chunk.offset] = False
+    found = np.flatnonzero(beaten)
+    if len(found) > limit:
+        found = np.sort(found[np.argpartition(-behind[found], limit)[:limit]])
+    return _rows(chunk, found)
 
 
 def _rows(chunk: Chunk, idx: np.ndarray) -> Rows:

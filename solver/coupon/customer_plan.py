@@ -44,12 +44,11 @@ def solve_customers(
     if not scored:
         customers = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
     store = ch.ChunkStore.of(problem, customers)
-    plan = solve_scored(problem, store, time_limit=time_limit, gap=gap, progress=progress)
+    plan = solve_scored(problem, store, time_limit=time_limit, gap=gap, progress=progress, keep_mailings=True)
     cert = plan.certificate
-    if plan.overrides is None or plan.duals is None or plan.window is None:
+    if plan.mailings is None:
         return CustomerResult(problem, customers, cert, None, plan.lp_bound, "lagrangian", plan.details)
-    parts = store.map(ch.assign, plan.duals, plan.window, plan.overrides, store.economics)
-    assignment = np.concatenate([mailings for mailings, _ in parts]).astype(np.int64)
+    assignment = plan.mailings.astype(np.int64)
     # the re-check: from the scores and the assignment alone, not from the method's totals
     assert customers.probability is not None
     econ = store.economics

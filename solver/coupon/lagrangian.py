@@ -79,6 +79,7 @@ class ScoredPlan:
     overrides: ch.Overrides | None = None  #: mailings of the customers the screen leaves free
     lp_bound: float | None = None
     details: dict[str, float] = field(default_factory=dict)
+    mailings: np.ndarray | None = None  #: int8 per customer, when asked for
 
 
 def solve_scored(
@@ -88,8 +89,10 @@ def solve_scored(
     time_limit: float | None = None,
     gap: float = 1e-6,
     progress: ProgressCallback | None = None,
+    keep_mailings: bool = False,
 ) -> ScoredPlan:
-    """The customer-level plan for the scored customers in ``store`` (see the module docstring)."""
+    """The customer-level plan for the scored customers in ``store`` (see the module docstring);
+    with ``keep_mailings`` the plan's mailing per customer too, from the same pass as its totals."""
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
     S, D, econ = store.S, store.D, store.economics
@@ -153,7 +156,7 @@ def solve_scored(
         if expired():
             break
         if level is None:
-            solution, used = _solve_level(store, minimum, problem.budget, center, window, remaining, expired)
+            solution, used = _solve_level(store, minimum, problem.budget, center, window, remaining, expired, report)
             full = solution is not None
         else:
             solution, used = _solve_sample(problem, level, M, center, window, remaining, expired), 0
@@ -186,7 +189,10 @@ def solve_scored(
         cert = Certificate(Status.TIME_LIMIT, None, lp_bound, time.perf_counter() - start, "lagrangian", passes)
         return ScoredPlan(cert, lp_bound=lp_bound)
     overrides = ch.Overrides(solution.free.index, mailings)
-    totals = ch.Totals.sum([t for _, t in store.map(_totals_only, solution.center, solution.window, overrides, econ)])
+    # the plan's totals (and, when asked, its mailings: a cluster keeps them on its workers)
+    parts = store.map(ch.assign if keep_mailings else _totals_only, solution.center, solution.window, overrides, econ)
+    totals = ch.Totals.sum([t for _, t in parts])
+    plan_mailings = np.concatenate([m for m, _ in parts]) if keep_mailings else None
     passes += 1
     feasibility = check_totals(problem, minimum, totals)
     seconds = time.perf_counter() - start
@@ -210,6 +216,7 @@ def solve_scored(
         overrides,
         lp_bound,
         {"free_classes": float(len(solution.free)), "classes": float(M), "lp_rounds": float(passes)},
+        plan_mailings,
     )
 
 
@@ -228,6 +235,7 @@ def _solve_level(
     window: ch.Window,
     remaining: Callable[[], float | None],
     expired: Callable[[], bool],
+    note: Callable[[str], None] | None = None,
 ) -> tuple[LevelSolution | None, int]:
     """Screen around ``center``, then sift: the LP over the unsettled customers, the settled ones
     its prices beat added to it (warm start), until none is beaten. While the settled customers
@@ -249,11 +257,14 @@ def _solve_level(
         # the most beaten join the LP (at most as many as it holds: its size at most doubles a
         # round, so a poor window costs rounds rather than one huge LP); they leave the settled totals
         limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD  # short of a row: a few at a time
-        beaten = lp.new(ch.Rows.concat(store.map(ch.priced_out, center, window, duals, limit), D))
+        held = np.sort(lp.rows.index)
+        beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit), D)
         passes += 1
         added = lp.missing(duals)
         if len(beaten) == 0 and added == 0:
             return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
+        if note is not None:
+            note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
         beaten = _most_beaten(beaten, center, duals, econ, limit)
         fixed = fixed.minus(
             ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
@@ -320,11 +331,6 @@ class _RestrictedLP:
                 rows,
                 coefficient,
             )
-
-    def new(self, rows: ch.Rows) -> ch.Rows:
-        """Those of ``rows`` not in the LP yet (settled customers it already took over stay beaten)."""
-        keep = ~np.isin(rows.index, self.rows.index)
-        return ch.Rows(rows.index[keep], rows.segment[keep], rows.probability[keep])
 
     def add(self, rows: ch.Rows, center: ch.Duals, window: ch.Window, prices: ch.Duals | None = None) -> None:
         """Customers join with their best mailing at ``center`` as reference and, as candidates, the
