@@ -10,12 +10,15 @@ bounds the optimum from above for any prices. The method finds the LP's prices b
 
 1. prices from the LP of a small random sample, refined on samples ten times larger in turn;
 2. on each sample and then on all customers: a pass fixes every customer whose best mailing leads
-   the second by more than a margin per segment (twice the last change of the prices' effect on
-   that segment's reduced values) and returns the others; the LP over those, with the fixed
-   customers' counts and spend taken off the right-hand sides, gives new prices. The next pass
-   checks the fixed customers against them: when none prefers another mailing, the restricted
-   LP's optimum is the whole LP's (complementary slackness); else it screens again around them.
-   An infeasible restricted LP (the fixed customers overspend or miss a count) widens the margin.
+   the others by more than the window (how far the prices may still move: KAPPA times the last
+   change between levels) could change, and returns the others; the LP over those, with the
+   fixed customers' counts and spend taken off the right-hand sides, gives new prices. The next
+   pass checks the fixed customers against them: when none prefers another mailing, the
+   restricted LP's optimum is the whole LP's (complementary slackness); else the most beaten join
+   the LP (sifting). The restricted LP has one row per coupling constraint whatever its size (see
+   :class:`_RestrictedLP`), and its dual simplex starts at the centre prices. When the fixed
+   customers leave a count or the budget out of reach, the LP's elastic slacks price that row so
+   high that the customers nearest to helping it are the most beaten: sifting repairs it too.
 3. an LP vertex has at most S*D + 1 fractional customers; a small MIP over them and the free
    customers nearest a tie makes the plan integral;
 4. a last pass in float64 over every customer gives UB at the final prices (the proven bound) and
@@ -50,7 +53,7 @@ KAPPA = 2.0  #: window = KAPPA * the estimated error of the prices
 SLACK_PRICE = 1e3  #: per customer short of a count: far above any customer's gain (at most 1)
 MIN_ADD = 5_000  #: customers a sifting round may add even to a small LP
 LAM_ERROR = 0.3  #: relative error of the budget's price from a sample of n customers: about LAM_ERROR / sqrt(n)
-ROUND_GAP = 1e-9  #: the rounding MIP's gap, relative to the plan's bound
+ROUND_GAP = 1e-6  #: the loosest gap the rounding MIP is solved to, relative to the plan's bound
 ROUND_NEIGHBOURS = 64  #: free customers nearest a tie that join the fractional ones in the first rounding MIP
 SEED = 20210108
 LP_OPTIONS = {"solver": "simplex", "presolve": "off"}  #: dual simplex from the centre prices or the last basis
@@ -250,13 +253,17 @@ def _solve_level(
     fixed = ch.Totals.sum([p.fixed for p in parts])
     lp = _RestrictedLP(S, D, econ, center)
     lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
+    short_rounds = 0
     while True:
         status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, remaining())
         if status != Status.OPTIMAL or x is None or duals is None or expired():
             return None, passes
-        # the most beaten join the LP (at most as many as it holds: its size at most doubles a
-        # round, so a poor window costs rounds rather than one huge LP); they leave the settled totals
-        limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD  # short of a row: a few at a time
+        # the most beaten join the LP: at most as many as it holds (its size at most doubles a
+        # round, so a poor window costs rounds rather than one huge LP); while a row is out of
+        # reach, a few at a time, twice as many each round it stays so (a list no plan fits is
+        # then proven so in a few dozen passes)
+        short_rounds = 0 if feasible else short_rounds + 1
+        limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD << (short_rounds - 1)
         held = np.sort(lp.rows.index)
         beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit), D)
         passes += 1
@@ -265,7 +272,7 @@ def _solve_level(
             return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
         if note is not None:
             note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
-        beaten = _most_beaten(beaten, center, duals, econ, limit)
+        beaten = _most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
         fixed = fixed.minus(
             ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
         )
@@ -537,10 +544,11 @@ def _round(
             budget - fixed.settled_spend - rest_totals.settled_spend,
             integer=True,
         )
-        # the MIP is tiny and its objective a sliver of the plan's: solved to an absolute gap far
-        # below any the plan is asked for, so the plan's gap is what rounding costs
+        # the MIP's objective is a sliver of the plan's: its gap is absolute, a tenth of the plan's
+        # (no looser than 1e-6 of the bound: what rounding costs stays out of sight at any gap asked)
+        target = min(gap, ROUND_GAP)
         sol = solve_highs(
-            mip, time_limit=remaining(), gap=ROUND_GAP, options={"mip_abs_gap": ROUND_GAP * max(1.0, abs(bound))}
+            mip, time_limit=remaining(), gap=target, options={"mip_abs_gap": target * max(1.0, abs(bound)) / 10}
         )
         nodes += sol.iterations
         if sol.x is not None:
