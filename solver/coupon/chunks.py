@@ -47,6 +47,12 @@ class Economics:
         """Expected cost: the coupon is paid when the customer converts, the piece always."""
         return probability * self.coupon[None, :] + self.piece[None, :]
 
+    @property
+    def value_scale(self) -> float:
+        """A bound on how much a customer's value can differ between mailings (gains are
+        probabilities: at most 1)."""
+        return 1.0
+
 
 @dataclass(frozen=True)
 class Duals:
@@ -237,6 +243,9 @@ class Window:
         """No wider than ``limit`` anywhere."""
         return Window(np.minimum(self.mu, limit.mu), min(self.lam, limit.lam), min(self.floor, limit.floor))
 
+    def scaled(self, factor: float) -> Window:
+        return Window(self.mu * factor, self.lam * factor, self.floor)
+
     @property
     def is_everything(self) -> bool:
         return bool(np.all(np.isinf(self.mu)))
@@ -338,6 +347,16 @@ def lagrangian_sum(chunk: Chunk, duals: Duals, economics: Economics) -> float:
     for d in range(p.shape[1]):
         cost = p[:, d] * economics.coupon[d] + economics.piece[d]
         r = (p[:, d] - base) + duals.mu[:, d].take(chunk.segment) - duals.lam * cost
+        best = r if best is None else np.maximum(best, r, out=best)
+    return float(best.sum()) if best is not None else 0.0
+
+
+def spend_sum(chunk: Chunk, mu: np.ndarray, economics: Economics) -> float:
+    """sum over the chunk of max_d (mu[s, d] - cost), in float64 from the scores."""
+    p = chunk.probability
+    best: np.ndarray | None = None
+    for d in range(p.shape[1]):
+        r = mu[:, d].take(chunk.segment) - (p[:, d] * economics.coupon[d] + economics.piece[d])
         best = r if best is None else np.maximum(best, r, out=best)
     return float(best.sum()) if best is not None else 0.0
 

@@ -52,6 +52,9 @@ LEVEL_FACTOR = 10  #: each refining sample is this many times larger than the la
 KAPPA = 2.0  #: window = KAPPA * the estimated error of the prices
 SLACK_PRICE = 1e3  #: per customer short of a count: far above any customer's gain (at most 1)
 MIN_ADD = 5_000  #: customers a sifting round may add even to a small LP
+SPEND_SAMPLE = 20_000  #: customers whose cheapest plan prices the proof that no plan fits the budget
+MAX_FREE_SHARE = 0.05  #: a window leaving more of a level than this near a tie is narrowed
+NARROWINGS = 3  #: at most this many times, by a factor 4 each
 LAM_ERROR = 0.3  #: relative error of the budget's price from a sample of n customers: about LAM_ERROR / sqrt(n)
 ROUND_GAP = 1e-6  #: the loosest gap the rounding MIP is solved to, relative to the plan's bound
 ROUND_NEIGHBOURS = 64  #: free customers nearest a tie that join the fractional ones in the first rounding MIP
@@ -137,6 +140,7 @@ def solve_scored(
     while BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes) * 5 <= M:
         level_sizes.append(BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes))
     samples: list[ch.Rows] = []
+    largest: ch.Rows | None = None
     if level_sizes:
         largest = ch.Rows.concat(store.map(ch.sample, level_sizes[-1] / M, SEED), D)
         samples = [_subsample(largest, 2 * n if n == BASE_SAMPLE else n, SEED + n) for n in level_sizes[:-1]]
@@ -144,6 +148,22 @@ def solve_scored(
     center: ch.Duals | None = None
     window = ch.Window.everything(S, D)
     solution: LevelSolution | None = None
+    floor_tried = False
+
+    def beyond_budget(sample: ch.Rows) -> ScoredPlan | None:
+        """The refusal, when the minimum counts provably cost more than the budget."""
+        nonlocal passes
+        floor = _spend_floor(problem, store, minimum, _subsample(sample, SPEND_SAMPLE, SEED), remaining, expired)
+        passes += 1
+        if floor is None or floor <= problem.budget * (1 + 1e-9):
+            return None
+        message = (
+            f"the minimum counts cost at least {floor:,.2f} with these scores, above the budget "
+            f"{problem.budget:,.2f}: raise the budget or lower the minimum shares"
+        )
+        seconds = time.perf_counter() - start
+        return ScoredPlan(Certificate(Status.INFEASIBLE, None, None, seconds, "lagrangian", passes, message=message))
+
     while samples and center is None and not expired():
         # two disjoint halves of the smallest sample: their prices' difference measures the sampling
         # error (a half whose scaled budget misses by chance: the next sample's halves)
@@ -153,16 +173,29 @@ def solve_scored(
         if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
+        elif not floor_tried and largest is not None:
+            # a sample with no plan may mean a list with none: cheap to rule out before larger samples
+            floor_tried, refusal = True, beyond_budget(largest)
+            if refusal is not None:
+                return refusal
     level: ch.Rows | None
     full = False  #: the solution is the whole list's
+    need_floor = center is None  #: the largest sample solved had no plan
     for level in [*samples, None]:
         if expired():
             break
+        if level is None and need_floor and not floor_tried and largest is not None:
+            # the largest sample had no plan: before an LP over much of the list, try to prove that
+            # no plan meets the minimum counts within the budget
+            floor_tried, refusal = True, beyond_budget(largest)
+            if refusal is not None:
+                return refusal
         if level is None:
             solution, used = _solve_level(store, minimum, problem.budget, center, window, remaining, expired, report)
             full = solution is not None
         else:
             solution, used = _solve_sample(problem, level, M, center, window, remaining, expired), 0
+            need_floor = solution is None
         passes += used
         if solution is None:
             if level is not None and not expired():
@@ -250,6 +283,15 @@ def _solve_level(
         center = ch.Duals.zero(S, D)
     parts = store.map(ch.screen, center, window, econ)
     passes = 1
+    for _ in range(NARROWINGS):
+        if sum(len(p.free) for p in parts) <= MAX_FREE_SHARE * store.size + MIN_ADD or window.is_everything:
+            break
+        # prices this uncertain would put much of the list into the LP: a narrower window, and
+        # sifting brings in whom it misses (rounds that each at most double a small LP); exact
+        # ties stay near a tie in any window, hence the cap on narrowings
+        window = window.scaled(0.25)
+        parts = store.map(ch.screen, center, window, econ)
+        passes += 1
     fixed = ch.Totals.sum([p.fixed for p in parts])
     lp = _RestrictedLP(S, D, econ, center)
     lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
@@ -322,9 +364,8 @@ class _RestrictedLP:
         # HiGHS's row duals at the centre: a ">= L" row of a maximisation prices at -mu, the budget at lam
         self.center_row_dual = np.concatenate([-center.mu.ravel(), [center.lam]])
         # a count short by one costs more than any customer can gain; a unit of budget over, more than it buys
-        price = np.concatenate(
-            [np.full(S * D, SLACK_PRICE), [SLACK_PRICE / max(1.0, float(np.max(econ.coupon + econ.piece)))]]
-        )
+        scale = SLACK_PRICE * econ.value_scale
+        price = np.concatenate([np.full(S * D, scale), [scale / max(1.0, float(np.max(econ.coupon + econ.piece)))]])
         sign = np.concatenate([np.ones(S * D), [-1.0]])  # elastic: a count's missing customers, the budget's excess
         rows = np.arange(k, dtype=np.int32)
         for objective, coefficient in ((-price, sign), (np.zeros(k), -sign)):  # elastic, then surplus
@@ -402,18 +443,18 @@ class _RestrictedLP:
         order = mine[np.argsort(self.col_customer[mine], kind="stable")]
         counts = columns[needs]
         row_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-        r = len(needs)
+        new_rows = len(needs)
         self.h.addRows(
-            r,
-            np.full(r, -INF),
-            np.ones(r),
+            new_rows,
+            np.full(new_rows, -INF),
+            np.ones(new_rows),
             len(order),
             row_starts,
             (self.first_y + order).astype(np.int32),
             np.ones(len(order)),
         )
-        self.own_row[needs] = self.n_rows + np.arange(r)
-        self.n_rows += r
+        self.own_row[needs] = self.n_rows + np.arange(new_rows)
+        self.n_rows += new_rows
 
     def missing(self, prices: ch.Duals) -> int:
         """Adds the mailings that beat a customer's candidates at ``prices``; how many were added
@@ -478,6 +519,40 @@ def _solve_sample(
     level = ch.ChunkStore.of_rows(rows, S, ch.Economics.of(problem))
     minimum = customer_minimums(problem, np.bincount(rows.segment, minlength=S))
     return _solve_level(level, minimum, problem.budget * len(rows) / M, center, window, remaining, expired)[0]
+
+
+class _SpendEconomics(ch.Economics):
+    """The economics of the cheapest plan: each mailing's value is minus its cost."""
+
+    def gain(self, probability: np.ndarray) -> np.ndarray:
+        return -self.cost(probability)
+
+    @property
+    def value_scale(self) -> float:
+        return max(1.0, float(np.max(self.coupon + self.piece)))
+
+
+def _spend_floor(
+    problem: CouponProblem,
+    store: ch.Store,
+    minimum: np.ndarray,
+    sample: ch.Rows,
+    remaining: Callable[[], float | None],
+    expired: Callable[[], bool],
+) -> float | None:
+    """A proven lower bound on what any plan meeting the minimum counts spends: the prices mu of
+    the cheapest such plan on ``sample`` give, by weak duality over every customer,
+    spend >= sum L mu - sum_i max_d (mu[s_i, d] - cost[i, d]). None when the sample LP fails."""
+    S, D, econ = store.S, store.D, store.economics
+    spend = _SpendEconomics(econ.coupon, econ.piece, econ.baseline)
+    level = ch.ChunkStore.of_rows(sample, S, spend)
+    counts = customer_minimums(problem, np.bincount(sample.segment, minlength=S))
+    unlimited = 2.0 * float(spend.cost(sample.probability).max(axis=1).sum()) + 1.0
+    solution, _ = _solve_level(level, counts, unlimited, None, ch.Window.everything(S, D), remaining, expired)
+    if solution is None:
+        return None
+    mu = solution.duals.mu
+    return float(np.sum(minimum * mu) - sum(store.map(ch.spend_sum, mu, econ)))
 
 
 def _subsample(rows: ch.Rows, n: int, seed: int) -> ch.Rows:

@@ -258,6 +258,53 @@ def test_budget_below_every_customers_cheapest_mailing_is_named_at_once(book):
     assert "cheapest mailing" in result.certificate.message and result.certificate.iterations == 0
 
 
+def _unaffordable(book, n: int) -> tuple[CouponProblem, CustomerList]:
+    """Scores twice the segment probabilities: every coupon costs twice what the segment-level
+    floor assumes, so a budget at that floor cannot pay for the minimum shares."""
+    problem, customers = scored_customers(book[0], n, seed=3)
+    scored = CustomerList(customers.customer_id, customers.segment, np.clip(customers.probability * 2.0, 0, 1))
+    return problem.with_budget(problem.min_feasible_budget * 1.0001), scored
+
+
+def test_minimum_counts_beyond_the_budget_are_proven_so_with_what_they_cost(book):
+    """A list whose minimum shares cost more than the budget: refused with a proven lower bound on
+    their cost (not after an LP over every customer), and the class model agrees there is no plan."""
+    problem, scored = _unaffordable(book, 30_000)
+    result = solve_customers(problem, scored, method="lagrangian")
+    assert result.certificate.status == Status.INFEASIBLE and result.assignment is None
+    message = result.certificate.message
+    assert "the minimum counts cost at least" in message and "raise the budget or lower the minimum shares" in message
+    floor = float(message.split("at least ")[1].split(" with")[0].replace(",", ""))
+    assert floor > problem.budget
+    assert result.certificate.iterations <= 3  # the screening passes a proof needs, not a sifting run
+    assert solve_customers(problem, scored, method="sifting").certificate.status == Status.INFEASIBLE
+
+
+def test_spend_floor_never_exceeds_the_cheapest_plan(book):
+    """The proven floor on what the minimum counts cost, against HiGHS's LP of the cheapest plan
+    (an independent answer): never above it, and close with prices from a large sample."""
+    problem, scored = _unaffordable(book, 6_000)
+    S, D = problem.probability.shape
+    store = chunks.ChunkStore.of(problem, scored)
+    minimum = customer_minimums(problem, np.bincount(scored.segment, minlength=S))
+    cost = scored.probability * problem.coupon_values + problem.piece_costs
+    n = len(scored)
+    # min sum cost x  s.t.  each customer one mailing, counts per (segment, mailing) >= minimum
+    rows = np.zeros((S * D, n * D))
+    rows[scored.segment[:, None] * D + np.arange(D), np.arange(n * D).reshape(n, D)] = 1.0
+    one = np.zeros((n, n * D))
+    one[np.repeat(np.arange(n), D), np.arange(n * D)] = 1.0
+    cheapest = linprog(
+        cost.ravel(), A_ub=-rows, b_ub=-minimum.ravel(), A_eq=one, b_eq=np.ones(n), bounds=(0, 1), method="highs"
+    )
+    assert cheapest.status == 0
+    everyone = chunks.Rows(np.arange(n), scored.segment, scored.probability)
+    for sample in (lagrangian._subsample(everyone, 1_000, 1), everyone):
+        floor = lagrangian._spend_floor(problem, store, minimum, sample, lambda: None, lambda: False)
+        assert floor is not None and floor <= cheapest.fun * (1 + 1e-9)
+    assert floor == pytest.approx(cheapest.fun, rel=1e-7)  # the whole list's own prices: the LP's optimum
+
+
 def test_identical_scored_customers_are_grouped(book):
     problem, customers = book
     scored = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
