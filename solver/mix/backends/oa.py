@@ -39,6 +39,7 @@ from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, 
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
+from dmplan.solver.mix.core import choice_margins
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.local import SearchStats, improve
 from dmplan.solver.mix.model import MixProblem, check_plan, regions
@@ -88,6 +89,11 @@ class OAOptions:
     #: fixed on per step (0: off) and the LP cut rounds per step
     dive_step: float = 0.1
     dive_rounds: int = 2
+    #: the core search after the root rounding (see :meth:`OuterApproximation.core_search`): a MILP over the
+    #: region binaries of the ``core_size`` activities with the smallest priced margins (0: off), everything
+    #: else fixed at the root, given at most ``core_share`` of the time left
+    core_size: int = 40
+    core_share: float = 0.5
 
 
 @dataclass
@@ -633,6 +639,65 @@ class OuterApproximation:
             self.options.dive_step, self.options.dive_rounds = saved
         return self.incumbent_value > before
 
+    def core_search(self, clock: Clock, gap: float) -> bool:
+        """A MILP over the *core* of the last root LP (:mod:`dmplan.solver.mix.core`); True when it found a better plan.
+
+        The ``core_size`` activities whose region choice the root's row prices leave nearest to a tie, and every
+        activity with a fractional binary, keep their region binaries free; every other binary is fixed at its
+        rounded root value. HiGHS solves that MILP over the current cuts in this process (it is small after
+        presolve) with the incumbent as start; every plan it finds is polished (callback) and offered, and the
+        run stops once our plan is within ``gap`` of its bound. Its bound is the core's, not the problem's: it is
+        never reported. Needs the MILP's integrality switched on (the root is over).
+        """
+        zcols = self._binaries
+        if self._root_duals is None or self.root_values is None or zcols.size == 0 or self.options.core_size <= 0:
+            return False
+        m = self.model
+        z = self.root_values[zcols]
+        activity = m.piece_activity[self._binary_pieces]
+        margins = choice_margins(self.problem, m, self._root_duals)
+        core = np.zeros(self.problem.n, dtype=bool)
+        core[np.argsort(margins, kind="stable")[: self.options.core_size]] = True
+        core[activity[(z > 1e-6) & (z < 1 - 1e-6)]] = True
+        fixed = ~core[activity]
+        if not fixed.any():
+            return False  # the core is the whole problem: that is the MILP round's job
+        before = self.incumbent_value
+        index = zcols[fixed].astype(np.int32)
+        value = (z[fixed] > 0.5).astype(float)
+        start = None
+        if self.incumbent is not None:
+            encoded = m.encode(self.incumbent, self.problem)
+            if np.array_equal(encoded[zcols[fixed]], value):  # a start that breaks the fixing is no start
+                start = encoded
+        left = clock.remaining()
+        round_clock = Clock(self.options.core_share * left if math.isfinite(left) else None)
+        self.highs.changeColsBounds(index.size, index, value, value)
+        self.highs.clearSolver()
+        if start is not None:
+            self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+        self._round_clock, self._round_gap = round_clock, gap
+        try:
+            status = self._run(self.highs, round_clock, 0.5 * gap)
+            solution = self.highs.getSolution()
+            if self.highs.getInfo().primal_solution_status == 2 and solution.value_valid:
+                values = np.asarray(solution.col_value)
+                change = m.decode(values, self.problem)
+                self.offer(change)
+                if round_clock.remaining() > 0:
+                    polished = self._polish(change, round_clock)
+                    if polished is not None:
+                        self.offer(polished)
+        finally:
+            self._round_clock, self._round_gap = None, None
+            self.highs.changeColsBounds(index.size, index, m.lower[zcols[fixed]], m.upper[zcols[fixed]])
+            self.highs.clearSolver()
+        del status
+        improved = self.incumbent_value > before
+        if improved:
+            self._report("oa core search")
+        return improved
+
     def _local_search(self, clock: Clock) -> None:
         """Region moves from the incumbent (:mod:`dmplan.solver.mix.local`), when an exact QP is cheap: at most
         ``local_search`` seconds and ``local_search_share`` of the time left."""
@@ -788,6 +853,10 @@ class OuterApproximation:
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
+            closed = relative_gap(self._incumbent_or_none(), self._upper)
+            if self.root_values is not None and clock.remaining() > 0 and (closed is None or closed > gap):
+                if self.polish_cheap(self.problem.n):
+                    self.core_search(clock, gap)
         if self.root_bound is not None:
             # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
             # cut short by the clock (a 2 s solve on a loaded machine returned no bound), and on a second
