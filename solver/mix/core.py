@@ -98,7 +98,7 @@ def _piece_values(problem: MixProblem, model: ConicModel, pi: np.ndarray) -> np.
         assert curve is not None
         s = float(model.activity_scale[i])
         slopes = curve.slope * s
-        lines_peak = np.where(quad[p] < 0, -(linear[p] + slopes) / (2 * quad[p]), hi[p])
+        lines_peak = -(linear[p] + slopes) / (2 * quad[p]) if quad[p] < 0 else np.full(slopes.size, hi[p])
         candidates = np.concatenate([[lo[p], hi[p]], curve.envelope()[1] / s, lines_peak])
         candidates = np.clip(candidates[np.isfinite(candidates)], lo[p], hi[p])
         total = linear[p] * candidates + quad[p] * candidates**2 + curve(candidates * s)

@@ -678,7 +678,7 @@ class OuterApproximation:
             self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
         self._round_clock, self._round_gap = round_clock, gap
         try:
-            status = self._run(self.highs, round_clock, 0.5 * gap)
+            self._run(self.highs, round_clock, 0.5 * gap)
             solution = self.highs.getSolution()
             if self.highs.getInfo().primal_solution_status == 2 and solution.value_valid:
                 values = np.asarray(solution.col_value)
@@ -692,7 +692,6 @@ class OuterApproximation:
             self._round_clock, self._round_gap = None, None
             self.highs.changeColsBounds(index.size, index, m.lower[zcols[fixed]], m.upper[zcols[fixed]])
             self.highs.clearSolver()
-        del status
         improved = self.incumbent_value > before
         if improved:
             self._report("oa core search")
@@ -853,10 +852,12 @@ class OuterApproximation:
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
+            # the core search runs in this process: on a large model HiGHS's root cut rounds would overrun the clock
+            # (see ``isolate``), and there the exact polish of its plans is not cheap either
             closed = relative_gap(self._incumbent_or_none(), self._upper)
-            if self.root_values is not None and clock.remaining() > 0 and (closed is None or closed > gap):
-                if self.polish_cheap(self.problem.n):
-                    self.core_search(clock, gap)
+            small = self.polish_cheap(self.problem.n)
+            if small and self.root_values is not None and clock.remaining() > 0 and (closed is None or closed > gap):
+                self.core_search(clock, gap)
         if self.root_bound is not None:
             # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
             # cut short by the clock (a 2 s solve on a loaded machine returned no bound), and on a second
