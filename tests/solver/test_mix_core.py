@@ -7,9 +7,12 @@ brute-force optimum, and find the optimum of a strongly correlated paper-style i
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
+from dmplan.solver.common import Progress
 from dmplan.solver.mix import brute_force, check_plan, solve
 from dmplan.solver.mix.api import formulate
 from dmplan.solver.mix.backends.base import Clock
@@ -107,3 +110,20 @@ def test_core_search_finds_the_strongly_correlated_optimum_without_a_milp_round(
     assert found.change is not None and check_plan(problem, found.change).ok
     assert problem.revenue(found.change) == pytest.approx(exact.objective, rel=1e-6)
     assert problem.revenue(found.change) <= exact.bound + 1e-9
+
+
+@pytest.mark.parametrize("spec", [InstanceSpec(60, "strong", 0.2, 0.2, 1), InstanceSpec(300, "strong", 0.2, 0.2, 4)])
+def test_core_search_never_reports_its_restricted_bound(spec: InstanceSpec) -> None:
+    # the core MILP's dual bound only bounds its neighbourhood; the progress bar must only see proven bounds,
+    # which never rise and never fall below the optimum
+    problem = paper_instance(spec)
+    exact = solve(problem, gap=1e-7)
+    assert exact.objective is not None
+    reports: list[Progress] = []
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    oa.solve(gap=1e-9, progress=reports.append)
+    assert any(r.message == "oa core search" for r in reports) or oa.incumbent_value >= exact.objective - 1e-9
+    bounds = [r.bound for r in reports if r.bound is not None]
+    assert bounds
+    assert all(b >= exact.objective * (1 - 1e-9) for b in bounds)
+    assert all(b1 <= b0 + 1e-9 for b0, b1 in itertools.pairwise(bounds))

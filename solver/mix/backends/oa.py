@@ -153,6 +153,7 @@ class OuterApproximation:
         self._round_clock: Clock | None = None
         self._round_gap: float | None = None
         self._round_points: list[np.ndarray] = []
+        self._restricted = False  #: the running MILP is restricted (core search): its dual bound is no bound
         # progress of the running solve: reported after every root LP round, every plan and (at most every
         # PROGRESS_EVERY seconds) every MILP dual bound, so a long root or MILP round is not silent
         self._progress: ProgressCallback | None = None
@@ -413,7 +414,8 @@ class OuterApproximation:
         mip = event.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt
         if not stop and self._round_gap is not None and mip:
             bound = float(event.data_out.mip_dual_bound)
-            self._report("oa MILP round", bound, every=PROGRESS_EVERY)
+            # a restricted MILP's bound (the core search) only bounds its neighbourhood: never reported
+            self._report("oa MILP round", math.inf if self._restricted else bound, every=PROGRESS_EVERY)
             closed = relative_gap(self._incumbent_or_none(), bound)
             stop = closed is not None and closed <= self._round_gap
         # the flag is written both ways: HiGHS keeps it between runs, so a live model interrupted once (a deadline,
@@ -433,7 +435,8 @@ class OuterApproximation:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
                 self.offer(polished)
-        self._report("oa MILP round: new plan", float(event.data_out.mip_dual_bound))
+        bound = math.inf if self._restricted else float(event.data_out.mip_dual_bound)
+        self._report("oa MILP round: new plan", bound)
 
     def _run(
         self, highs: highspy.Highs, clock: Clock, gap: float | None, reserve: float = 0.0
@@ -683,7 +686,7 @@ class OuterApproximation:
         self.highs.clearSolver()
         if start is not None:
             self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
-        self._round_clock, self._round_gap = round_clock, gap
+        self._round_clock, self._round_gap, self._restricted = round_clock, gap, True
         try:
             self._run(self.highs, round_clock, 0.5 * gap)
             solution = self.highs.getSolution()
@@ -696,12 +699,12 @@ class OuterApproximation:
                     if polished is not None:
                         self.offer(polished)
         finally:
-            self._round_clock, self._round_gap = None, None
+            self._round_clock, self._round_gap, self._restricted = None, None, False
             self.highs.changeColsBounds(index.size, index, m.lower[zcols[fixed]], m.upper[zcols[fixed]])
             self.highs.clearSolver()
         improved = self.incumbent_value > before
         if improved:
-            self._report("oa core search")
+            self._report("oa core search")  # with the solve's proven bound
         return improved
 
     def _local_search(self, clock: Clock) -> None:
@@ -819,11 +822,22 @@ class OuterApproximation:
         integer = np.flatnonzero(m.integer)
         isolate = options.isolate and clock.limit is not None and integer.size > 0
         isolate = isolate and m.num_vars >= options.isolate_min_vars
-        if isolate:
+        small = self.polish_cheap(self.problem.n)
+
+        def start_worker() -> bool:
+            """Start the worker in the background (once per process); False when none can start here."""
             try:
-                shared_worker()  # starts in the background while the root rounds run
+                shared_worker()
             except WorkerFailed:
-                isolate = False
+                return False
+            return True
+
+        # a large model's worker starts while its root rounds run (seconds); a small model's root and core search
+        # often close the gap, and the worker's start-up (about 0.25 s of a core) competed with them on a 2-core
+        # machine (paper-style n = 1,000 in a fresh process: 0.13 s -> 0.28 s, and a core search cut short by its
+        # clock), so it starts only when a MILP round is needed
+        if isolate and not small:
+            isolate = start_worker()
         nodes = 0
         self.offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
@@ -863,7 +877,6 @@ class OuterApproximation:
             # the core search runs in this process: on a large model HiGHS's root cut rounds would overrun the clock
             # (see ``isolate``), and there the exact polish of its plans is not cheap either
             closed = relative_gap(self._incumbent_or_none(), self._upper)
-            small = self.polish_cheap(self.problem.n)
             if small and self.root_values is not None and clock.remaining() > 0 and (closed is None or closed > gap):
                 self.core_search(clock, gap)
         if self.root_bound is not None:
@@ -883,6 +896,8 @@ class OuterApproximation:
                 message="gap closed at the root",
                 root_bound=self.root_bound,
             )
+        if isolate:
+            isolate = start_worker()  # a no-op when it runs already
         stalled = 0
         previous_upper = self._upper
         while rounds < options.max_rounds:
