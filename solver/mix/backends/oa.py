@@ -850,9 +850,11 @@ class OuterApproximation:
             status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
-            if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
+            root_bound = self.root_bound if status == highspy.HighsModelStatus.kOptimal else None
+            rooted = root_bound is not None
+            if root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
-                self._upper = min(self._upper, float(self.root_bound))
+                self._upper = min(self._upper, float(root_bound))
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
                 self.root_values = self._lp_values().copy()
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
@@ -875,9 +877,10 @@ class OuterApproximation:
                 )
             self._integral = True
             # the core search runs in this process: on a large model HiGHS's root cut rounds would overrun the clock
-            # (see ``isolate``), and there the exact polish of its plans is not cheap either
+            # (see ``isolate``), and there the exact polish of its plans is not cheap either; it needs this solve's
+            # root (a live model keeps the duals of an earlier K when this K's root is cut short)
             closed = relative_gap(self._incumbent_or_none(), self._upper)
-            if small and self.root_values is not None and clock.remaining() > 0 and (closed is None or closed > gap):
+            if small and rooted and clock.remaining() > 0 and (closed is None or closed > gap):
                 self.core_search(clock, gap)
         if self.root_bound is not None:
             # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
