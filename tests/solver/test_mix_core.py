@@ -127,3 +127,27 @@ def test_core_search_never_reports_its_restricted_bound(spec: InstanceSpec) -> N
     assert bounds
     assert all(b >= exact.objective * (1 - 1e-9) for b in bounds)
     assert all(b1 <= b0 + 1e-9 for b0, b1 in itertools.pairwise(bounds))
+
+
+def test_milp_round_after_a_core_plan_starts_from_none_and_still_closes_the_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the core search improves this instance's rounding but the root does not certify it: a MILP round follows,
+    # which gets no MIP start from the core's plan (measured faster) and must still close the gap
+    problem = paper_instance(InstanceSpec(300, "strong", 0.2, 0.2, 4))
+    exact = solve(problem, gap=1e-5)
+    assert exact.objective is not None and exact.bound is not None
+    starts: list[np.ndarray | None] = []
+    original = OuterApproximation._milp_round_in_process
+
+    def record(self: OuterApproximation, clock: Clock, gap: float, integer: np.ndarray, start: np.ndarray | None):  # type: ignore[no-untyped-def]
+        starts.append(start)
+        return original(self, clock, gap, integer, start)
+
+    monkeypatch.setattr(OuterApproximation, "_milp_round_in_process", record)
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate=False))
+    outcome = oa.solve(gap=1e-4)
+    assert oa._core_plan is not None  # the core search found a better plan than the rounding
+    assert starts and starts[0] is None
+    assert outcome.change is not None and check_plan(problem, outcome.change).ok
+    assert exact.objective * (1 - 1e-4) <= problem.revenue(outcome.change) <= exact.bound + 1e-9
