@@ -91,14 +91,18 @@ class OAOptions:
     dive_rounds: int = 2
     #: the core search after the root rounding (see :meth:`OuterApproximation.core_search`): a MILP over the
     #: region binaries of the ``core_size`` activities with the smallest priced margins (0: off), everything
-    #: else fixed at the root, given at most ``core_share`` of the time left and ``core_root_share`` times the
-    #: root's own seconds (at least ``core_min_seconds``): where the root does not certify the optimum the core
-    #: MILP found its plan early and then spent seconds proving the core, which the MILP round redoes (an unseen
-    #: strongly correlated n = 1,000 instance: plan after 0.13 s, 3.2 s -> 6.1 s in all without this cap)
+    #: else fixed at the root. It stops when no better plan came for ``core_root_share`` times the root's own
+    #: seconds (at least ``core_min_seconds``) since its start or its last better plan, and after at most
+    #: ``core_stall_limit`` such windows or ``core_share`` of the time left. Where the root does not certify the
+    #: optimum the core MILP found its plan early and then spent seconds proving the core, which the MILP round
+    #: redoes (an unseen strongly correlated n = 1,000 instance: plan after 0.13 s, 3.2 s -> 6.1 s in all
+    #: without a limit); a fixed limit of one root time, though, cut it short on a loaded machine before its
+    #: plan (instance #2: 1.89 s instead of 0.45 s)
     core_size: int = 40
     core_share: float = 0.5
     core_root_share: float = 1.0
     core_min_seconds: float = 0.2
+    core_stall_limit: float = 4.0
 
 
 @dataclass
@@ -155,6 +159,8 @@ class OuterApproximation:
         self._round_points: list[np.ndarray] = []
         self._restricted = False  #: the running MILP is restricted (core search): its dual bound is no bound
         self._core_plan: np.ndarray | None = None  #: the plan the last core search found (no MIP start from it)
+        self._stall_window = math.inf  #: the running MILP stops after this many seconds without a better plan
+        self._last_better = -math.inf  #: when ``offer`` last took a better plan (perf_counter)
         # progress of the running solve: reported after every root LP round, every plan and (at most every
         # PROGRESS_EVERY seconds) every MILP dual bound, so a long root or MILP round is not silent
         self._progress: ProgressCallback | None = None
@@ -345,6 +351,7 @@ class OuterApproximation:
         value = self.problem.revenue(change)
         if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
             self.incumbent, self.incumbent_value = change, value
+            self._last_better = time.perf_counter()
             return True
         return False
 
@@ -411,7 +418,8 @@ class OuterApproximation:
         report(self._progress, self._clock, self._incumbent_or_none(), upper if math.isfinite(upper) else None, message)
 
     def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
-        stop = time.perf_counter() >= self._deadline
+        now = time.perf_counter()
+        stop = now >= self._deadline or now - self._last_better > self._stall_window
         mip = event.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt
         if not stop and self._round_gap is not None and mip:
             bound = float(event.data_out.mip_dual_bound)
@@ -686,8 +694,10 @@ class OuterApproximation:
             if np.array_equal(encoded[zcols[fixed]], value):  # a start that breaks the fixing is no start
                 start = encoded
         left = clock.remaining()
-        seconds = max(self.options.core_min_seconds, self.options.core_root_share * self.root_seconds)
+        window = max(self.options.core_min_seconds, self.options.core_root_share * self.root_seconds)
+        seconds = self.options.core_stall_limit * window
         round_clock = Clock(min(seconds, self.options.core_share * left) if math.isfinite(left) else seconds)
+        self._stall_window, self._last_better = window, time.perf_counter()
         self.highs.changeColsBounds(index.size, index, value, value)
         self.highs.clearSolver()
         if start is not None:
@@ -706,6 +716,7 @@ class OuterApproximation:
                         self.offer(polished)
         finally:
             self._round_clock, self._round_gap, self._restricted = None, None, False
+            self._stall_window = math.inf
             self.highs.changeColsBounds(index.size, index, m.lower[zcols[fixed]], m.upper[zcols[fixed]])
             self.highs.clearSolver()
         improved = self.incumbent_value > before
