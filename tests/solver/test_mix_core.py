@@ -105,7 +105,7 @@ def test_core_search_finds_the_strongly_correlated_optimum_without_a_milp_round(
     without = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_size=0))
     without.solve(gap=1e-4)
     assert without.incumbent_value < exact.objective * (1 - 1e-3)  # the rounding alone is short
-    core = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    core = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_min_activities=0))
     found = core.solve(gap=1e-4)
     assert found.change is not None and check_plan(problem, found.change).ok
     assert problem.revenue(found.change) == pytest.approx(exact.objective, rel=1e-6)
@@ -120,7 +120,7 @@ def test_core_search_never_reports_its_restricted_bound(spec: InstanceSpec) -> N
     exact = solve(problem, gap=1e-7)
     assert exact.objective is not None
     reports: list[Progress] = []
-    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_min_activities=0))
     oa.solve(gap=1e-9, progress=reports.append)
     assert any(r.message == "oa core search" for r in reports) or oa.incumbent_value >= exact.objective - 1e-9
     bounds = [r.bound for r in reports if r.bound is not None]
@@ -145,9 +145,23 @@ def test_milp_round_after_a_core_plan_starts_from_none_and_still_closes_the_gap(
         return original(self, clock, gap, integer, start)
 
     monkeypatch.setattr(OuterApproximation, "_milp_round_in_process", record)
-    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate=False))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(isolate=False, core_min_activities=0))
     outcome = oa.solve(gap=1e-4)
     assert oa._core_plan is not None  # the core search found a better plan than the rounding
     assert starts and starts[0] is None
     assert outcome.change is not None and check_plan(problem, outcome.change).ok
     assert exact.objective * (1 - 1e-4) <= problem.revenue(outcome.change) <= exact.bound + 1e-9
+
+
+def test_core_search_is_off_below_its_size_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    # measured not to pay at n = 500: with the default options a 300-activity model never runs it
+    problem = paper_instance(InstanceSpec(300, "strong", 0.2, 0.2, 5))
+    calls: list[int] = []
+    monkeypatch.setattr(OuterApproximation, "core_search", lambda self, clock, gap: calls.append(1) or False)
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    assert oa.options.core_min_activities > problem.n
+    oa.solve(gap=1e-4)
+    assert calls == []
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_min_activities=300))
+    oa.solve(gap=1e-4)
+    assert calls == [1]
