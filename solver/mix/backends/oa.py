@@ -9,8 +9,12 @@ over the cuts over-estimates the concave revenue: its optimum (LP) or proven dua
    optimum of its revenue), then cutting-plane rounds on the LP relaxation, which converge to the
    MISOCP's root bound. Once the bound settles, a rounding heuristic switches on the LP's regions and
    solves the remaining convex QP exactly (:mod:`dmplan.solver.mix.qp`); the perspective relaxation is so tight
-   (0.002% from the optimum on paper-style instances) that this plan often closes the gap at the root;
-2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``), each given the time left
+   (0.002% from the optimum on paper-style instances) that this plan often closes the gap at the root.
+   On large models a dive on the LP twin follows (:meth:`OuterApproximation._dive`); on models of 750 or
+   more activities where the exact QP is cheap, a core search (:meth:`OuterApproximation.core_search`): a
+   small MILP over the activities whose region choice the root's row prices leave nearest a tie;
+2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``; not with the core search's plan,
+   from which HiGHS's round was slower), each given the time left
    minus a reserve. During a round every plan HiGHS finds is decoded and QP-polished at once (its own
    objective over-estimates the revenue, so its incumbent is not ours), and the round is interrupted as
    soon as our best plan is within the gap of HiGHS's current dual bound. After a round
