@@ -481,9 +481,9 @@ class OuterApproximation:
         plan); in the worker when ``isolate`` (falling back to this process when the worker fails)."""
         start = None if self.incumbent is None else self.model.encode(self.incumbent, self.problem)
         if self._core_plan is not None and self.incumbent is self._core_plan:
-            # measured: HiGHS's round from the core search's plan was slower than from none (n = 500: 21.6 s
-            # against 20.0 s on 18 instances, n = 750: 24.2 s against 22.7 s; n = 1,000 the same), as it was from
-            # the local search's; our callback still stops the round on our plan
+            # measured: HiGHS's round from the core search's plan was slower than from none (18 unseen instances,
+            # n = 500: 21.6 s -> 20.8 s in all, n = 750: 24.2 s -> 23.5 s; 24 at n = 1,000: 18.4 s -> 18.1 s), as it
+            # was from the local search's; our callback still stops the round on our plan
             start = None
         if isolate:
             worker = shared_worker()
