@@ -25,7 +25,7 @@ this model and only translate it (the piecewise rows are ordinary linear rows).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,6 +68,9 @@ class ConicModel:
     activity_scale: np.ndarray
     count_row: int | None  #: index of the row ``sum z <= K`` when present
     perspective: bool
+    #: indices of the rows that couple activities: the count row, the budget and the rules (not the region,
+    #: one-region or piecewise rows, which belong to one activity each)
+    coupling_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def num_vars(self) -> int:
@@ -203,6 +206,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     row_upper: list[np.ndarray] = []
     row_names: list[str] = []
     row_keys: list[np.ndarray] = []
+    row_couples: list[np.ndarray] = []  #: per block, whether its rows couple activities
     name = np.asarray(problem.activity, dtype=object)
 
     def add_rows(
@@ -211,9 +215,12 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         hi_: Sequence[float] | np.ndarray,
         names: list[str],
         keys: np.ndarray | None = None,
+        couples: bool = False,
     ) -> None:
-        """Append rows; ``keys`` place them in the final order (default: after every keyed row, in turn)."""
+        """Append rows; ``keys`` place them in the final order (default: after every keyed row, in turn);
+        ``couples``: the rows tie several activities together (count, budget, rules)."""
         blocks.append(sp.csr_matrix(matrix))
+        row_couples.append(np.full(matrix.shape[0], couples, dtype=bool))
         row_lower.append(np.asarray(lo_, dtype=float))
         row_upper.append(np.asarray(hi_, dtype=float))
         row_names.extend(names)
@@ -259,13 +266,13 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     if count_binds and zs.size:
         count_row = sum(b.shape[0] for b in blocks)  # the first unkeyed row: its place is its index
         matrix = sp.csr_matrix((np.ones(zs.size), (np.zeros(zs.size, dtype=np.int64), zs)), shape=(1, num_vars))
-        add_rows(matrix, [-INF], [float(k)], ["max_changes"])
+        add_rows(matrix, [-INF], [float(k)], ["max_changes"], couples=True)
 
     # budget and rules on the change: sum_i w_i x_i = sum_p w_i S_i y_p
     rules = linear_rows(problem)
     if rules.matrix.shape[0]:
         placement = sp.csr_matrix((scale[piece_activity], (piece_activity, piece_y)), shape=(problem.n, num_vars))
-        add_rows(rules.matrix @ placement, rules.lower, rules.upper, list(rules.names))
+        add_rows(rules.matrix @ placement, rules.lower, rules.upper, list(rules.names), couples=True)
 
     order = np.argsort(np.concatenate(row_keys), kind="stable") if row_keys else np.zeros(0, dtype=np.int64)
     matrix = sp.csr_matrix(sp.vstack(blocks))[order] if blocks else sp.csr_matrix((0, num_vars))
@@ -274,6 +281,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
     all_lower = np.concatenate(row_lower)[order] if row_lower else np.zeros(0)
     all_upper = np.concatenate(row_upper)[order] if row_upper else np.zeros(0)
     row_names = [row_names[r] for r in order]
+    couples = np.concatenate(row_couples)[order] if row_couples else np.zeros(0, dtype=bool)
     # scale each row to unit largest coefficient for the numerics of every backend
     size = np.ones(matrix.shape[0])
     if matrix.nnz:
@@ -309,6 +317,7 @@ def build(problem: MixProblem, *, perspective: bool) -> ConicModel:
         activity_scale=scale,
         count_row=count_row,
         perspective=perspective,
+        coupling_rows=np.flatnonzero(couples).astype(np.int64),
     )
 
 

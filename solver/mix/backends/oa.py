@@ -9,8 +9,12 @@ over the cuts over-estimates the concave revenue: its optimum (LP) or proven dua
    optimum of its revenue), then cutting-plane rounds on the LP relaxation, which converge to the
    MISOCP's root bound. Once the bound settles, a rounding heuristic switches on the LP's regions and
    solves the remaining convex QP exactly (:mod:`dmplan.solver.mix.qp`); the perspective relaxation is so tight
-   (0.002% from the optimum on paper-style instances) that this plan often closes the gap at the root;
-2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``), each given the time left
+   (0.002% from the optimum on paper-style instances) that this plan often closes the gap at the root.
+   On large models a dive on the LP twin follows (:meth:`OuterApproximation._dive`); on models of 750 or
+   more activities where the exact QP is cheap, a core search (:meth:`OuterApproximation.core_search`): a
+   small MILP over the activities whose region choice the root's row prices leave nearest a tie;
+2. MILP rounds with HiGHS: warm-started with the incumbent (``setSolution``; not with the core search's plan,
+   from which HiGHS's round was slower), each given the time left
    minus a reserve. During a round every plan HiGHS finds is decoded and QP-polished at once (its own
    objective over-estimates the revenue, so its incumbent is not ours), and the round is interrupted as
    soon as our best plan is within the gap of HiGHS's current dual bound. After a round
@@ -39,6 +43,7 @@ from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, 
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
+from dmplan.solver.mix.core import choice_margins
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.local import SearchStats, improve
 from dmplan.solver.mix.model import MixProblem, check_plan, regions
@@ -88,6 +93,24 @@ class OAOptions:
     #: fixed on per step (0: off) and the LP cut rounds per step
     dive_step: float = 0.1
     dive_rounds: int = 2
+    #: the core search after the root rounding (see :meth:`OuterApproximation.core_search`): a MILP over the
+    #: region binaries of the ``core_size`` activities with the smallest priced margins (0: off), everything
+    #: else fixed at the root. It stops when no better plan came for ``core_root_share`` times the root's own
+    #: seconds (at least ``core_min_seconds``) since its start or its last better plan, and after at most
+    #: ``core_stall_limit`` such windows or ``core_share`` of the time left. Where the root does not certify the
+    #: optimum the core MILP found its plan early and then spent seconds proving the core, which the MILP round
+    #: redoes (an unseen strongly correlated n = 1,000 instance: plan after 0.13 s, 3.2 s -> 6.1 s in all
+    #: without a limit); a fixed limit of one root time, though, cut it short on a loaded machine before its
+    #: plan (instance #2: 1.89 s instead of 0.45 s)
+    core_size: int = 40
+    core_share: float = 0.5
+    core_root_share: float = 1.0
+    core_min_seconds: float = 0.2
+    core_stall_limit: float = 4.0
+    #: the core search runs on models with at least this many activities: measured on 18 unseen paper-style
+    #: instances per size, it pays at n = 750 (26.7 s -> 25.2 s) and n = 1,000 (24: 36.8 s -> 18.1 s) but not at
+    #: n = 500 (18.9 s -> 21.4 s), where the root is looser and the MILP round proves the optimum anyway
+    core_min_activities: int = 750
 
 
 @dataclass
@@ -142,6 +165,10 @@ class OuterApproximation:
         self._round_clock: Clock | None = None
         self._round_gap: float | None = None
         self._round_points: list[np.ndarray] = []
+        self._restricted = False  #: the running MILP is restricted (core search): its dual bound is no bound
+        self._core_plan: np.ndarray | None = None  #: the plan the last core search found (no MIP start from it)
+        self._stall_window = math.inf  #: the running MILP stops after this many seconds without a better plan
+        self._last_better = -math.inf  #: when ``offer`` last took a better plan (perf_counter)
         # progress of the running solve: reported after every root LP round, every plan and (at most every
         # PROGRESS_EVERY seconds) every MILP dual bound, so a long root or MILP round is not silent
         self._progress: ProgressCallback | None = None
@@ -159,6 +186,7 @@ class OuterApproximation:
         self.root_values: np.ndarray | None = None  #: column values of the last root LP (heuristics search near it)
         self.search_stats = SearchStats()  #: what the last local search did
         self.dive_value: float | None = None  #: revenue of the last dive's plan (None: no dive ended in a plan)
+        self.root_seconds = 0.0  #: seconds of the last solve's root (LP rounds and rounding)
 
     def set_max_changes(self, k: int) -> None:
         """Re-target this live model to another cap on changes K (the Pareto sweep solves one model per K).
@@ -331,6 +359,7 @@ class OuterApproximation:
         value = self.problem.revenue(change)
         if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
             self.incumbent, self.incumbent_value = change, value
+            self._last_better = time.perf_counter()
             return True
         return False
 
@@ -397,11 +426,13 @@ class OuterApproximation:
         report(self._progress, self._clock, self._incumbent_or_none(), upper if math.isfinite(upper) else None, message)
 
     def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
-        stop = time.perf_counter() >= self._deadline
+        now = time.perf_counter()
+        stop = now >= self._deadline or now - self._last_better > self._stall_window
         mip = event.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt
         if not stop and self._round_gap is not None and mip:
             bound = float(event.data_out.mip_dual_bound)
-            self._report("oa MILP round", bound, every=PROGRESS_EVERY)
+            # a restricted MILP's bound (the core search) only bounds its neighbourhood: never reported
+            self._report("oa MILP round", math.inf if self._restricted else bound, every=PROGRESS_EVERY)
             closed = relative_gap(self._incumbent_or_none(), bound)
             stop = closed is not None and closed <= self._round_gap
         # the flag is written both ways: HiGHS keeps it between runs, so a live model interrupted once (a deadline,
@@ -421,7 +452,8 @@ class OuterApproximation:
             polished = self._polish(change, self._round_clock, in_callback=True)
             if polished is not None:
                 self.offer(polished)
-        self._report("oa MILP round: new plan", float(event.data_out.mip_dual_bound))
+        bound = math.inf if self._restricted else float(event.data_out.mip_dual_bound)
+        self._report("oa MILP round: new plan", bound)
 
     def _run(
         self, highs: highspy.Highs, clock: Clock, gap: float | None, reserve: float = 0.0
@@ -445,9 +477,14 @@ class OuterApproximation:
         return status
 
     def _milp_round(self, clock: Clock, gap: float, integer: np.ndarray, isolate: bool) -> MilpRun:
-        """One MILP round over the current cuts, started from the incumbent; in the worker when ``isolate``
-        (falling back to this process when the worker fails)."""
+        """One MILP round over the current cuts, started from the incumbent (unless it is the core search's
+        plan); in the worker when ``isolate`` (falling back to this process when the worker fails)."""
         start = None if self.incumbent is None else self.model.encode(self.incumbent, self.problem)
+        if self._core_plan is not None and self.incumbent is self._core_plan:
+            # measured: HiGHS's round from the core search's plan was slower than from none (18 unseen instances,
+            # n = 500: 21.6 s -> 20.8 s in all, n = 750: 24.2 s -> 23.5 s; 24 at n = 1,000: 18.4 s -> 18.1 s), as it
+            # was from the local search's; our callback still stops the round on our plan
+            start = None
         if isolate:
             worker = shared_worker()
             if worker.lock.acquire(blocking=False):  # another thread's solve holds it: run here instead
@@ -633,6 +670,68 @@ class OuterApproximation:
             self.options.dive_step, self.options.dive_rounds = saved
         return self.incumbent_value > before
 
+    def core_search(self, clock: Clock, gap: float) -> bool:
+        """A MILP over the *core* of the last root LP (:mod:`dmplan.solver.mix.core`); True when it found a better plan.
+
+        The ``core_size`` activities whose region choice the root's row prices leave nearest to a tie, and every
+        activity with a fractional binary, keep their region binaries free; every other binary is fixed at its
+        rounded root value. HiGHS solves that MILP over the current cuts in this process (it is small after
+        presolve) with the incumbent as start; every plan it finds is polished (callback) and offered, and the
+        run stops once our plan is within ``gap`` of its bound. Its bound is the core's, not the problem's: it is
+        never reported. Needs the MILP's integrality switched on (the root is over).
+        """
+        zcols = self._binaries
+        if self._root_duals is None or self.root_values is None or zcols.size == 0 or self.options.core_size <= 0:
+            return False
+        m = self.model
+        z = self.root_values[zcols]
+        activity = m.piece_activity[self._binary_pieces]
+        margins = choice_margins(self.problem, m, self._root_duals)
+        core = np.zeros(self.problem.n, dtype=bool)
+        core[np.argsort(margins, kind="stable")[: self.options.core_size]] = True
+        core[activity[(z > 1e-6) & (z < 1 - 1e-6)]] = True
+        fixed = ~core[activity]
+        if not fixed.any():
+            return False  # the core is the whole problem: that is the MILP round's job
+        before = self.incumbent_value
+        index = zcols[fixed].astype(np.int32)
+        value = (z[fixed] > 0.5).astype(float)
+        start = None
+        if self.incumbent is not None:
+            encoded = m.encode(self.incumbent, self.problem)
+            if np.array_equal(encoded[zcols[fixed]], value):  # a start that breaks the fixing is no start
+                start = encoded
+        left = clock.remaining()
+        window = max(self.options.core_min_seconds, self.options.core_root_share * self.root_seconds)
+        seconds = self.options.core_stall_limit * window
+        round_clock = Clock(min(seconds, self.options.core_share * left) if math.isfinite(left) else seconds)
+        self._stall_window, self._last_better = window, time.perf_counter()
+        self.highs.changeColsBounds(index.size, index, value, value)
+        self.highs.clearSolver()
+        if start is not None:
+            self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+        self._round_clock, self._round_gap, self._restricted = round_clock, gap, True
+        try:
+            self._run(self.highs, round_clock, 0.5 * gap)
+            solution = self.highs.getSolution()
+            if self.highs.getInfo().primal_solution_status == 2 and solution.value_valid:
+                values = np.asarray(solution.col_value)
+                change = m.decode(values, self.problem)
+                self.offer(change)
+                if round_clock.remaining() > 0:
+                    polished = self._polish(change, round_clock)
+                    if polished is not None:
+                        self.offer(polished)
+        finally:
+            self._round_clock, self._round_gap, self._restricted = None, None, False
+            self._stall_window = math.inf
+            self.highs.changeColsBounds(index.size, index, m.lower[zcols[fixed]], m.upper[zcols[fixed]])
+            self.highs.clearSolver()
+        improved = self.incumbent_value > before
+        if improved:
+            self._report("oa core search")  # with the solve's proven bound
+        return improved
+
     def _local_search(self, clock: Clock) -> None:
         """Region moves from the incumbent (:mod:`dmplan.solver.mix.local`), when an exact QP is cheap: at most
         ``local_search`` seconds and ``local_search_share`` of the time left."""
@@ -748,11 +847,22 @@ class OuterApproximation:
         integer = np.flatnonzero(m.integer)
         isolate = options.isolate and clock.limit is not None and integer.size > 0
         isolate = isolate and m.num_vars >= options.isolate_min_vars
-        if isolate:
+        small = self.polish_cheap(self.problem.n)
+
+        def start_worker() -> bool:
+            """Start the worker in the background (once per process); False when none can start here."""
             try:
-                shared_worker()  # starts in the background while the root rounds run
+                shared_worker()
             except WorkerFailed:
-                isolate = False
+                return False
+            return True
+
+        # a large model's worker starts while its root rounds run (seconds); a small model's root and core search
+        # often close the gap, and the worker's start-up (about 0.25 s of a core) competed with them on a 2-core
+        # machine (paper-style n = 1,000 in a fresh process: 0.13 s -> 0.28 s, and a core search cut short by its
+        # clock), so it starts only when a MILP round is needed
+        if isolate and not small:
+            isolate = start_worker()
         nodes = 0
         self.offer(np.zeros(self.problem.n))  # the baseline, when it meets the budget and the rules
         if not self._integral:
@@ -765,9 +875,11 @@ class OuterApproximation:
             status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
-            if status == highspy.HighsModelStatus.kOptimal and self.root_bound is not None:
+            root_bound = self.root_bound if status == highspy.HighsModelStatus.kOptimal else None
+            rooted = root_bound is not None
+            if root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
-                self._upper = min(self._upper, float(self.root_bound))
+                self._upper = min(self._upper, float(root_bound))
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
                 self.root_values = self._lp_values().copy()
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
@@ -783,11 +895,20 @@ class OuterApproximation:
                 closed = relative_gap(self._incumbent_or_none(), self._upper)
                 if clock.remaining() > 0 and (closed is None or closed > gap):
                     self._local_search(clock)
+            self.root_seconds = clock.elapsed()
             if integer.size:
                 self.highs.changeColsIntegrality(
                     integer.size, integer.astype(np.int32), np.full(integer.size, 1, dtype=np.uint8)
                 )
             self._integral = True
+            # the core search runs in this process: on a large model HiGHS's root cut rounds would overrun the clock
+            # (see ``isolate``), and there the exact polish of its plans is not cheap either; it needs this solve's
+            # root (a live model keeps the duals of an earlier K when this K's root is cut short)
+            closed = relative_gap(self._incumbent_or_none(), self._upper)
+            search = small and rooted and self.problem.n >= options.core_min_activities
+            search = search and clock.remaining() > 0 and (closed is None or closed > gap)
+            if search and self.core_search(clock, gap):
+                self._core_plan = self.incumbent
         if self.root_bound is not None:
             # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
             # cut short by the clock (a 2 s solve on a loaded machine returned no bound), and on a second
@@ -805,6 +926,8 @@ class OuterApproximation:
                 message="gap closed at the root",
                 root_bound=self.root_bound,
             )
+        if isolate:
+            isolate = start_worker()  # a no-op when it runs already
         stalled = 0
         previous_upper = self._upper
         while rounds < options.max_rounds:
