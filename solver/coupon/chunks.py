@@ -316,23 +316,44 @@ def screen(chunk: Chunk, duals: Duals, window: Window, economics: Economics) -> 
     return Screen(fixed, _rows(chunk, np.flatnonzero(free)))
 
 
-def priced_out(chunk: Chunk, duals: Duals, held: np.ndarray, prices: Duals, limit: int) -> Rows:
-    """The customers outside ``held`` (sorted global positions: those a restricted LP holds; the
-    others are settled at their best mailing under ``duals``) whose mailing is beaten under
-    ``prices`` by more than float32 rounding (none left proves the LP optimal for all): at most
-    ``limit``, those beaten by most."""
+def _behind(chunk: Chunk, duals: Duals, prices: Duals) -> np.ndarray:
+    """How far each customer's best mailing under ``duals`` trails its best under ``prices``
+    (float32; 0 when it is still the best within float32 rounding)."""
     choice, _ = _best_of(chunk.reduced(duals))
     r = chunk.reduced(prices)
     _, best = _best_of(r)
     behind = best - np.choose(choice, r)
     tolerance = np.float32(1e-6) * (np.maximum(np.abs(best), np.abs(np.minimum.reduce(r))) + np.float32(1.0))
-    beaten = behind > tolerance
+    behind[behind <= tolerance] = 0.0
+    return behind
+
+
+def _most(behind: np.ndarray, found: np.ndarray, limit: int) -> np.ndarray:
+    """The ``limit`` of ``found`` (ascending positions) beaten by most, ties to the earlier; in order."""
+    if len(found) <= limit:
+        return found
+    return np.sort(found[np.lexsort((found, -behind[found]))[:limit]])
+
+
+def priced_out(chunk: Chunk, duals: Duals, held: np.ndarray, prices: Duals, limit: int) -> Rows:
+    """The customers outside ``held`` (sorted global positions: those a restricted LP holds; the
+    others are settled at their best mailing under ``duals``) whose mailing is beaten under
+    ``prices`` by more than float32 rounding (none left proves the LP optimal for all): at most
+    ``limit``, those beaten by most (the same ranking as :func:`most_beaten`, so the chunks'
+    choices merged are the whole list's, however it is cut)."""
+    behind = _behind(chunk, duals, prices)
     mine = held[np.searchsorted(held, chunk.offset) : np.searchsorted(held, chunk.offset + len(chunk))]
-    beaten[mine - chunk.offset] = False
-    found = np.flatnonzero(beaten)
-    if len(found) > limit:
-        found = np.sort(found[np.argpartition(-behind[found], limit)[:limit]])
-    return _rows(chunk, found)
+    behind[mine - chunk.offset] = 0.0
+    return _rows(chunk, _most(behind, np.flatnonzero(behind > 0), limit))
+
+
+def most_beaten(rows: Rows, duals: Duals, prices: Duals, economics: Economics, limit: int) -> Rows:
+    """The ``limit`` of ``rows`` (in global order) beaten by most, ranked as :func:`priced_out` ranks them."""
+    if len(rows) <= limit:
+        return rows
+    behind = _behind(Chunk.build(0, rows.segment, rows.probability, economics), duals, prices)
+    keep = _most(behind, np.arange(len(rows)), limit)
+    return Rows(rows.index[keep], rows.segment[keep], rows.probability[keep])
 
 
 def _rows(chunk: Chunk, idx: np.ndarray) -> Rows:

@@ -314,7 +314,7 @@ def _solve_level(
             return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
         if note is not None:
             note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
-        beaten = _most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
+        beaten = ch.most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
         fixed = fixed.minus(
             ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
         )
@@ -493,16 +493,6 @@ class _RestrictedLP:
         x[np.arange(n), self.ref] = 1.0 - x.sum(axis=1)
         row_dual = np.array(solution.row_dual[:k]) + self.center_row_dual
         return Status.OPTIMAL, x, ch.Duals.of_rows(row_dual, S, D), not bool((col[:k] > 1e-6).any())
-
-
-def _most_beaten(rows: ch.Rows, center: ch.Duals, prices: ch.Duals, econ: ch.Economics, limit: int) -> ch.Rows:
-    """The ``limit`` customers of ``rows`` whose centre mailing trails the best by most at ``prices``."""
-    if len(rows) <= limit:
-        return rows
-    r = prices.reduced(rows.segment, econ.gain(rows.probability), econ.cost(rows.probability))
-    behind = r.max(axis=1) - r[np.arange(len(rows)), ch.best_mailing(rows, center, econ)]
-    keep = np.sort(np.argpartition(-behind, limit)[:limit])
-    return ch.Rows(rows.index[keep], rows.segment[keep], rows.probability[keep])
 
 
 def _solve_sample(
