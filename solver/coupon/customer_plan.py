@@ -12,6 +12,7 @@ reference; "lagrangian").
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import numpy as np
@@ -43,8 +44,10 @@ def solve_customers(
         return solve_classes(problem, customers, time_limit=time_limit, gap=gap, progress=progress)
     if not scored:
         customers = CustomerList(customers.customer_id, customers.segment, problem.probability[customers.segment])
+    start = time.perf_counter()
     store = ch.ChunkStore.of(problem, customers)
-    plan = solve_scored(problem, store, time_limit=time_limit, gap=gap, progress=progress, keep_mailings=True)
+    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+    plan = solve_scored(problem, store, time_limit=left, gap=gap, progress=progress, keep_mailings=True)
     cert = plan.certificate
     if plan.mailings is None:
         return CustomerResult(problem, customers, cert, None, plan.lp_bound, "lagrangian", plan.details)
