@@ -13,6 +13,7 @@ the scores; float32 only decides which customers need a closer look.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -434,14 +435,19 @@ def segment_counts(chunk: Chunk, S: int) -> np.ndarray:
     return np.bincount(chunk.segment, minlength=S)
 
 
+class OutOfTime(Exception):
+    """A pass stopped at its deadline, between chunks (in-process) or while its tasks ran (Dask)."""
+
+
 class Store(Protocol):
-    """Where the chunks live: ``map`` runs a pass on every chunk and returns the results in order."""
+    """Where the chunks live: ``map`` runs a pass on every chunk and returns the results in order;
+    with ``until`` (a ``time.perf_counter`` instant) it raises :class:`OutOfTime` past it."""
 
     S: int
     D: int
     economics: Economics
 
-    def map(self, fn: Callable[..., T], *args: Any) -> list[T]: ...
+    def map(self, fn: Callable[..., T], *args: Any, until: float | None = None) -> list[T]: ...
 
     @property
     def size(self) -> int: ...
@@ -476,8 +482,13 @@ class ChunkStore:
         chunk = Chunk.build(0, rows.segment, rows.probability, economics)
         return cls([chunk], S, rows.probability.shape[1], economics)
 
-    def map(self, fn: Callable[..., T], *args: Any) -> list[T]:
-        return [fn(chunk, *args) for chunk in self.chunks]
+    def map(self, fn: Callable[..., T], *args: Any, until: float | None = None) -> list[T]:
+        results = []
+        for chunk in self.chunks:
+            if until is not None and time.perf_counter() > until:
+                raise OutOfTime
+            results.append(fn(chunk, *args))
+        return results
 
     def __iter__(self) -> Iterator[Chunk]:
         return iter(self.chunks)

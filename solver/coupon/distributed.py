@@ -9,10 +9,11 @@ objective and bound.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from dmplan.solver.coupon.chunks import Economics
+from dmplan.solver.coupon.chunks import Economics, OutOfTime
 
 T = TypeVar("T")
 
@@ -29,12 +30,21 @@ class DaskStore:
         self.sizes = list(sizes)
         self.S, self.D, self.economics = S, D, economics
 
-    def map(self, fn: Callable[..., T], *args: Any) -> list[T]:
-        return self.run(_apply, fn, args)
+    def map(self, fn: Callable[..., T], *args: Any, until: float | None = None) -> list[T]:
+        return self.run(_apply, fn, args, until=until)
 
-    def run(self, fn: Callable[..., T], *args: Any) -> list[T]:
-        """``fn(partition, *args)`` on every partition, results in partition order."""
+    def run(self, fn: Callable[..., T], *args: Any, until: float | None = None) -> list[T]:
+        """``fn(partition, *args)`` on every partition, results in partition order; past ``until``
+        (a ``time.perf_counter`` instant) the tasks are cancelled and :class:`OutOfTime` raised."""
         tasks = [self.client.submit(fn, f, *args, pure=False) for f in self.futures]
+        if until is not None:
+            from distributed import wait
+
+            try:
+                wait(tasks, timeout=max(0.0, until - time.perf_counter()))
+            except TimeoutError:
+                self.client.cancel(tasks)
+                raise OutOfTime from None
         return list(self.client.gather(tasks))
 
     @property

@@ -114,8 +114,18 @@ def solve_scored(
     def expired() -> bool:
         return deadline is not None and time.perf_counter() > deadline
 
-    sizes = np.sum(store.map(ch.segment_counts, S), axis=0)
-    M = int(sizes.sum())
+    try:  # the passes before the first level: each stops at the deadline too
+        sizes = np.sum(store.map(ch.segment_counts, S, until=deadline), axis=0)
+        cheapest = float(sum(store.map(ch.cheapest_spend, until=deadline)))
+        M = int(sizes.sum())
+        level_sizes: list[int] = []  # samples of BASE_SAMPLE * LEVEL_FACTOR**l customers, then everyone
+        while BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes) * 5 <= M:
+            level_sizes.append(BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes))
+        largest = (
+            ch.Rows.concat(store.map(ch.sample, level_sizes[-1] / M, SEED, until=deadline), D) if level_sizes else None
+        )
+    except ch.OutOfTime:
+        return ScoredPlan(Certificate(Status.TIME_LIMIT, None, None, time.perf_counter() - start, "lagrangian"))
     minimum = customer_minimums(problem, sizes)
     short = np.flatnonzero(minimum.sum(axis=1) > sizes)
     if short.size:
@@ -126,7 +136,6 @@ def solve_scored(
         )
         cert = Certificate(Status.INFEASIBLE, None, None, time.perf_counter() - start, "lagrangian", message=message)
         return ScoredPlan(cert)
-    cheapest = float(sum(store.map(ch.cheapest_spend)))
     if cheapest * (1 - 1e-7) > problem.budget:
         message = (
             f"the budget {problem.budget:,.2f} is below {cheapest:,.2f}, what every customer costs at "
@@ -135,14 +144,8 @@ def solve_scored(
         cert = Certificate(Status.INFEASIBLE, None, None, time.perf_counter() - start, "lagrangian", message=message)
         return ScoredPlan(cert)
 
-    # samples of BASE_SAMPLE * LEVEL_FACTOR**l customers (each a subsample of the next), then everyone
-    level_sizes: list[int] = []
-    while BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes) * 5 <= M:
-        level_sizes.append(BASE_SAMPLE * LEVEL_FACTOR ** len(level_sizes))
-    samples: list[ch.Rows] = []
-    largest: ch.Rows | None = None
-    if level_sizes:
-        largest = ch.Rows.concat(store.map(ch.sample, level_sizes[-1] / M, SEED), D)
+    samples: list[ch.Rows] = []  # each a subsample of the next
+    if largest is not None:
         samples = [_subsample(largest, 2 * n if n == BASE_SAMPLE else n, SEED + n) for n in level_sizes[:-1]]
         samples.append(largest)
     center: ch.Duals | None = None
@@ -153,7 +156,9 @@ def solve_scored(
     def beyond_budget(sample: ch.Rows) -> ScoredPlan | None:
         """The refusal, when the minimum counts provably cost more than the budget."""
         nonlocal passes
-        floor = _spend_floor(problem, store, minimum, _subsample(sample, SPEND_SAMPLE, SEED), remaining, expired)
+        floor = _spend_floor(
+            problem, store, minimum, _subsample(sample, SPEND_SAMPLE, SEED), remaining, expired, deadline
+        )
         passes += 1
         if floor is None or floor <= problem.budget * (1 + 1e-9):
             return None
@@ -169,7 +174,7 @@ def solve_scored(
         # error (a half whose scaled budget misses by chance: the next sample's halves)
         pair, samples = samples[0], samples[1:]
         halves = [ch.Rows(pair.index[i::2], pair.segment[i::2], pair.probability[i::2]) for i in (0, 1)]
-        base = [_solve_sample(problem, h, M, None, window, remaining, expired) for h in halves]
+        base = [_solve_sample(problem, h, M, None, window, remaining, expired, deadline) for h in halves]
         if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
@@ -191,10 +196,12 @@ def solve_scored(
             if refusal is not None:
                 return refusal
         if level is None:
-            solution, used = _solve_level(store, minimum, problem.budget, center, window, remaining, expired, report)
+            solution, used = _solve_level(
+                store, minimum, problem.budget, center, window, remaining, expired, report, deadline
+            )
             full = solution is not None
         else:
-            solution, used = _solve_sample(problem, level, M, center, window, remaining, expired), 0
+            solution, used = _solve_sample(problem, level, M, center, window, remaining, expired, deadline), 0
             need_floor = solution is None
         passes += used
         if solution is None:
@@ -272,16 +279,35 @@ def _solve_level(
     remaining: Callable[[], float | None],
     expired: Callable[[], bool],
     note: Callable[[str], None] | None = None,
+    until: float | None = None,
 ) -> tuple[LevelSolution | None, int]:
     """Screen around ``center``, then sift: the LP over the unsettled customers, the settled ones
     its prices beat added to it (warm start), until none is beaten. While the settled customers
     leave a count or the budget out of reach, the LP's elastic slacks price that row prohibitively,
     so the customers nearest to helping it are the most beaten and join first; when none is beaten
     and a slack is still needed, no plan over the whole level meets the row."""
+    try:
+        return _sift(store, minimum, budget, center, window, remaining, expired, note, until)
+    except ch.OutOfTime:
+        return None, 0
+
+
+def _sift(
+    store: ch.Store,
+    minimum: np.ndarray,
+    budget: float,
+    center: ch.Duals | None,
+    window: ch.Window,
+    remaining: Callable[[], float | None],
+    expired: Callable[[], bool],
+    note: Callable[[str], None] | None,
+    until: float | None,
+) -> tuple[LevelSolution | None, int]:
+    """:func:`_solve_level`'s work; its passes raise :class:`chunks.OutOfTime` past ``until``."""
     S, D, econ = store.S, store.D, store.economics
     if center is None:
         center = ch.Duals.zero(S, D)
-    parts = store.map(ch.screen, center, window, econ)
+    parts = store.map(ch.screen, center, window, econ, until=until)
     passes = 1
     for _ in range(NARROWINGS):
         if sum(len(p.free) for p in parts) <= MAX_FREE_SHARE * store.size + MIN_ADD or window.is_everything:
@@ -290,7 +316,7 @@ def _solve_level(
         # sifting brings in whom it misses (rounds that each at most double a small LP); exact
         # ties stay near a tie in any window, hence the cap on narrowings
         window = window.scaled(0.25)
-        parts = store.map(ch.screen, center, window, econ)
+        parts = store.map(ch.screen, center, window, econ, until=until)
         passes += 1
     fixed = ch.Totals.sum([p.fixed for p in parts])
     lp = _RestrictedLP(S, D, econ, center)
@@ -307,7 +333,7 @@ def _solve_level(
         short_rounds = 0 if feasible else short_rounds + 1
         limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD << (short_rounds - 1)
         held = np.sort(lp.rows.index)
-        beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit), D)
+        beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit, until=until), D)
         passes += 1
         added = lp.missing(duals)
         if len(beaten) == 0 and added == 0:
@@ -503,12 +529,14 @@ def _solve_sample(
     window: ch.Window,
     remaining: Callable[[], float | None],
     expired: Callable[[], bool],
+    until: float | None = None,
 ) -> LevelSolution | None:
     """The plan's LP on a sample of ``rows`` out of ``M`` customers: counts and budget scaled to it."""
     S = len(problem.segments)
     level = ch.ChunkStore.of_rows(rows, S, ch.Economics.of(problem))
     minimum = customer_minimums(problem, np.bincount(rows.segment, minlength=S))
-    return _solve_level(level, minimum, problem.budget * len(rows) / M, center, window, remaining, expired)[0]
+    budget = problem.budget * len(rows) / M
+    return _solve_level(level, minimum, budget, center, window, remaining, expired, until=until)[0]
 
 
 class _SpendEconomics(ch.Economics):
@@ -529,6 +557,7 @@ def _spend_floor(
     sample: ch.Rows,
     remaining: Callable[[], float | None],
     expired: Callable[[], bool],
+    until: float | None = None,
 ) -> float | None:
     """A proven lower bound on what any plan meeting the minimum counts spends: the prices mu of
     the cheapest such plan on ``sample`` give, by weak duality over every customer,
@@ -538,11 +567,16 @@ def _spend_floor(
     level = ch.ChunkStore.of_rows(sample, S, spend)
     counts = customer_minimums(problem, np.bincount(sample.segment, minlength=S))
     unlimited = 2.0 * float(spend.cost(sample.probability).max(axis=1).sum()) + 1.0
-    solution, _ = _solve_level(level, counts, unlimited, None, ch.Window.everything(S, D), remaining, expired)
+    solution, _ = _solve_level(
+        level, counts, unlimited, None, ch.Window.everything(S, D), remaining, expired, until=until
+    )
     if solution is None:
         return None
     mu = solution.duals.mu
-    return float(np.sum(minimum * mu) - sum(store.map(ch.spend_sum, mu, econ)))
+    try:
+        return float(np.sum(minimum * mu) - sum(store.map(ch.spend_sum, mu, econ, until=until)))
+    except ch.OutOfTime:
+        return None
 
 
 def _subsample(rows: ch.Rows, n: int, seed: int) -> ch.Rows:

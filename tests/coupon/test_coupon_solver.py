@@ -4,6 +4,7 @@ PuLP/CBC, brute force over assignments, and the full binary MIP."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -343,3 +344,29 @@ def test_invalid_problems_are_refused(book, change, match):
         fields[key] = fn(fields[key])
     with pytest.raises(InputError, match=match):
         CouponProblem(**fields)
+
+
+class _SlowStore(chunks.ChunkStore):
+    """Chunks that each take 40 ms a pass (as chunks of a very long list do): a pass is seconds."""
+
+    def map(self, fn, *args, until=None):
+        def slow(chunk, *a):
+            time.sleep(0.04)
+            return fn(chunk, *a)
+
+        return super().map(slow, *args, until=until)
+
+
+def test_a_time_limit_stops_a_pass_between_chunks(book):
+    """A pass over a list whose chunks are slow stops at the time limit, between chunks: the run
+    ends within one chunk and one small LP of the limit (a whole pass here is 2 s), with no plan
+    claimed; the deadline check itself raises before any chunk once it has passed."""
+    problem, customers = scored_customers(book[0], 50_000, seed=4)
+    store = _SlowStore.of(problem, customers, chunk_size=1_000)
+    with pytest.raises(chunks.OutOfTime):
+        store.map(chunks.segment_counts, 16, until=time.perf_counter() - 1)
+    start = time.perf_counter()
+    plan = lagrangian.solve_scored(problem, store, time_limit=3.0)
+    elapsed = time.perf_counter() - start
+    assert plan.certificate.status == Status.TIME_LIMIT and plan.overrides is None
+    assert elapsed < 3.0 + 1.0  # three full passes happen before the first level: 3 x 2 s would end past 6 s
