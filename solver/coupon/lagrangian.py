@@ -286,65 +286,50 @@ def _solve_level(
     leave a count or the budget out of reach, the LP's elastic slacks price that row prohibitively,
     so the customers nearest to helping it are the most beaten and join first; when none is beaten
     and a slack is still needed, no plan over the whole level meets the row."""
-    try:
-        return _sift(store, minimum, budget, center, window, remaining, expired, note, until)
+    try:  # every pass stops at ``until``
+        S, D, econ = store.S, store.D, store.economics
+        if center is None:
+            center = ch.Duals.zero(S, D)
+        parts = store.map(ch.screen, center, window, econ, until=until)
+        passes = 1
+        for _ in range(NARROWINGS):
+            if sum(len(p.free) for p in parts) <= MAX_FREE_SHARE * store.size + MIN_ADD or window.is_everything:
+                break
+            # prices this uncertain would put much of the list into the LP: a narrower window, and
+            # sifting brings in whom it misses (rounds that each at most double a small LP); exact
+            # ties stay near a tie in any window, hence the cap on narrowings
+            window = window.scaled(0.25)
+            parts = store.map(ch.screen, center, window, econ, until=until)
+            passes += 1
+        fixed = ch.Totals.sum([p.fixed for p in parts])
+        lp = _RestrictedLP(S, D, econ, center)
+        lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
+        short_rounds = 0
+        while True:
+            status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, remaining())
+            if status != Status.OPTIMAL or x is None or duals is None or expired():
+                return None, passes
+            # the most beaten join the LP: at most as many as it holds (its size at most doubles a
+            # round, so a poor window costs rounds rather than one huge LP); while a row is out of
+            # reach, a few at a time, twice as many each round it stays so (a list no plan fits is
+            # then proven so in a few dozen passes)
+            short_rounds = 0 if feasible else short_rounds + 1
+            limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD << (short_rounds - 1)
+            held = np.sort(lp.rows.index)
+            beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit, until=until), D)
+            passes += 1
+            added = lp.missing(duals)
+            if len(beaten) == 0 and added == 0:
+                return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
+            if note is not None:
+                note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
+            beaten = ch.most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
+            fixed = fixed.minus(
+                ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
+            )
+            lp.add(beaten, center, window, duals)
     except ch.OutOfTime:
         return None, 0
-
-
-def _sift(
-    store: ch.Store,
-    minimum: np.ndarray,
-    budget: float,
-    center: ch.Duals | None,
-    window: ch.Window,
-    remaining: Callable[[], float | None],
-    expired: Callable[[], bool],
-    note: Callable[[str], None] | None,
-    until: float | None,
-) -> tuple[LevelSolution | None, int]:
-    """:func:`_solve_level`'s work; its passes raise :class:`chunks.OutOfTime` past ``until``."""
-    S, D, econ = store.S, store.D, store.economics
-    if center is None:
-        center = ch.Duals.zero(S, D)
-    parts = store.map(ch.screen, center, window, econ, until=until)
-    passes = 1
-    for _ in range(NARROWINGS):
-        if sum(len(p.free) for p in parts) <= MAX_FREE_SHARE * store.size + MIN_ADD or window.is_everything:
-            break
-        # prices this uncertain would put much of the list into the LP: a narrower window, and
-        # sifting brings in whom it misses (rounds that each at most double a small LP); exact
-        # ties stay near a tie in any window, hence the cap on narrowings
-        window = window.scaled(0.25)
-        parts = store.map(ch.screen, center, window, econ, until=until)
-        passes += 1
-    fixed = ch.Totals.sum([p.fixed for p in parts])
-    lp = _RestrictedLP(S, D, econ, center)
-    lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
-    short_rounds = 0
-    while True:
-        status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, remaining())
-        if status != Status.OPTIMAL or x is None or duals is None or expired():
-            return None, passes
-        # the most beaten join the LP: at most as many as it holds (its size at most doubles a
-        # round, so a poor window costs rounds rather than one huge LP); while a row is out of
-        # reach, a few at a time, twice as many each round it stays so (a list no plan fits is
-        # then proven so in a few dozen passes)
-        short_rounds = 0 if feasible else short_rounds + 1
-        limit = max(MIN_ADD, len(lp.rows)) if feasible else MIN_ADD << (short_rounds - 1)
-        held = np.sort(lp.rows.index)
-        beaten = ch.Rows.concat(store.map(ch.priced_out, center, held, duals, limit, until=until), D)
-        passes += 1
-        added = lp.missing(duals)
-        if len(beaten) == 0 and added == 0:
-            return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
-        if note is not None:
-            note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
-        beaten = ch.most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
-        fixed = fixed.minus(
-            ch.Totals.of(beaten.segment, ch.best_mailing(beaten, center, econ), beaten.probability, econ, S)
-        )
-        lp.add(beaten, center, window, duals)
 
 
 class _RestrictedLP:
