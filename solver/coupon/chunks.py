@@ -240,10 +240,6 @@ class Window:
     def between(cls, a: Duals, b: Duals, factor: float) -> Window:
         return cls(factor * np.abs(a.mu - b.mu), factor * abs(a.lam - b.lam))
 
-    def capped(self, limit: Window) -> Window:
-        """No wider than ``limit`` anywhere."""
-        return Window(np.minimum(self.mu, limit.mu), min(self.lam, limit.lam), min(self.floor, limit.floor))
-
     def scaled(self, factor: float) -> Window:
         return Window(self.mu * factor, self.lam * factor, self.floor)
 
@@ -363,22 +359,23 @@ def _rows(chunk: Chunk, idx: np.ndarray) -> Rows:
 
 def lagrangian_sum(chunk: Chunk, duals: Duals, economics: Economics) -> float:
     """sum over the chunk of max_d (gain + mu[s, d] - lam cost), in float64 from the scores."""
-    p = chunk.probability
-    base = p[:, economics.baseline]
-    best: np.ndarray | None = None
-    for d in range(p.shape[1]):
-        cost = p[:, d] * economics.coupon[d] + economics.piece[d]
-        r = (p[:, d] - base) + duals.mu[:, d].take(chunk.segment) - duals.lam * cost
-        best = r if best is None else np.maximum(best, r, out=best)
-    return float(best.sum()) if best is not None else 0.0
+    return _sum_of_best(chunk, duals.mu, duals.lam, economics, with_gain=True)
 
 
 def spend_sum(chunk: Chunk, mu: np.ndarray, economics: Economics) -> float:
     """sum over the chunk of max_d (mu[s, d] - cost), in float64 from the scores."""
+    return _sum_of_best(chunk, mu, 1.0, economics, with_gain=False)
+
+
+def _sum_of_best(chunk: Chunk, mu: np.ndarray, lam: float, economics: Economics, with_gain: bool) -> float:
+    """sum over the chunk of max_d ([gain] + mu[s, d] - lam cost), a mailing at a time in float64."""
     p = chunk.probability
+    base = p[:, economics.baseline]
     best: np.ndarray | None = None
     for d in range(p.shape[1]):
-        r = mu[:, d].take(chunk.segment) - (p[:, d] * economics.coupon[d] + economics.piece[d])
+        r = mu[:, d].take(chunk.segment) - lam * (p[:, d] * economics.coupon[d] + economics.piece[d])
+        if with_gain:
+            r += p[:, d] - base
         best = r if best is None else np.maximum(best, r, out=best)
     return float(best.sum()) if best is not None else 0.0
 

@@ -64,7 +64,8 @@ LP_OPTIONS = {"solver": "simplex", "presolve": "off"}  #: dual simplex from the 
 
 @dataclass
 class LevelSolution:
-    """A restricted LP that is optimal for its whole level: fixed by ``(center, delta)``, the rest ``x``."""
+    """A restricted LP that is optimal for its whole level (no settled customer prefers another
+    mailing at ``duals``): fixed by ``(center, window)``, the rest ``x``."""
 
     center: ch.Duals
     window: ch.Window
@@ -72,7 +73,6 @@ class LevelSolution:
     free: ch.Rows
     x: np.ndarray  # (n_free, D)
     duals: ch.Duals
-    proven: bool  #: no settled customer prefers another mailing at ``duals``
 
 
 @dataclass
@@ -153,11 +153,14 @@ def solve_scored(
     solution: LevelSolution | None = None
     floor_tried = False
 
-    def beyond_budget(sample: ch.Rows) -> ScoredPlan | None:
-        """The refusal, when the minimum counts provably cost more than the budget."""
-        nonlocal passes
+    def beyond_budget() -> ScoredPlan | None:
+        """The refusal, when the minimum counts provably cost more than the budget (tried once)."""
+        nonlocal passes, floor_tried
+        if floor_tried or largest is None:
+            return None
+        floor_tried = True
         floor = _spend_floor(
-            problem, store, minimum, _subsample(sample, SPEND_SAMPLE, SEED), remaining, expired, deadline
+            problem, store, minimum, _subsample(largest, SPEND_SAMPLE, SEED), remaining, expired, deadline
         )
         passes += 1
         if floor is None or floor <= problem.budget * (1 + 1e-9):
@@ -178,23 +181,16 @@ def solve_scored(
         if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
-        elif not floor_tried and largest is not None:
-            # a sample with no plan may mean a list with none: cheap to rule out before larger samples
-            floor_tried, refusal = True, beyond_budget(largest)
-            if refusal is not None:
-                return refusal
+        elif (refusal := beyond_budget()) is not None:
+            return refusal  # a sample with no plan may mean a list with none: ruled out before larger samples
     level: ch.Rows | None
     full = False  #: the solution is the whole list's
     need_floor = center is None  #: the largest sample solved had no plan
     for level in [*samples, None]:
         if expired():
             break
-        if level is None and need_floor and not floor_tried and largest is not None:
-            # the largest sample had no plan: before an LP over much of the list, try to prove that
-            # no plan meets the minimum counts within the budget
-            floor_tried, refusal = True, beyond_budget(largest)
-            if refusal is not None:
-                return refusal
+        if level is None and need_floor and (refusal := beyond_budget()) is not None:
+            return refusal  # the largest sample had no plan: tried before an LP over much of the list
         if level is None:
             solution, used = _solve_level(
                 store, minimum, problem.budget, center, window, remaining, expired, report, deadline
@@ -240,7 +236,7 @@ def solve_scored(
     feasibility = check_totals(problem, minimum, totals)
     seconds = time.perf_counter() - start
     objective = totals.gain
-    closed = _gap(objective, lp_bound) <= gap + 1e-12 and solution.proven
+    closed = _gap(objective, lp_bound) <= gap + 1e-12
     cert = Certificate(
         Status.OPTIMAL if closed else Status.FEASIBLE,
         objective,
@@ -320,7 +316,7 @@ def _solve_level(
             passes += 1
             added = lp.missing(duals)
             if len(beaten) == 0 and added == 0:
-                return (LevelSolution(center, window, fixed, lp.rows, x, duals, True) if feasible else None), passes
+                return (LevelSolution(center, window, fixed, lp.rows, x, duals) if feasible else None), passes
             if note is not None:
                 note(f"{store.size:,} customers: LP over {len(lp.rows):,}, {len(beaten):,} more priced in")
             beaten = ch.most_beaten(beaten, center, duals, econ, limit)  # they leave the settled totals
@@ -525,7 +521,9 @@ def _solve_sample(
 
 
 class _SpendEconomics(ch.Economics):
-    """The economics of the cheapest plan: each mailing's value is minus its cost."""
+    """The economics of the cheapest plan: each mailing's value is minus its cost. Only the screens
+    and the restricted LP read it (through ``gain``); the plan's totals and bound, which compute
+    the gain from the scores, are never taken on it."""
 
     def gain(self, probability: np.ndarray) -> np.ndarray:
         return -self.cost(probability)
