@@ -127,9 +127,10 @@ def run(args: argparse.Namespace) -> int:
             _run_instance(console, report, spec, index, problem, backends, formulations, args)
             if not args.skip_roots:
                 report.roots.append(_roots(spec, index, problem, report))
-    console.print(_table_groups(report, backends, formulations))
-    if "oa" in backends and "scip" in backends:
-        console.print(_table_speed(report))
+    if report.runs:  # none with --instances 0 (the retailer case alone)
+        console.print(_table_groups(report, backends, formulations))
+        if "oa" in backends and "scip" in backends:
+            console.print(_table_speed(report))
     if report.roots:
         console.print(_table_roots(report))
     if not args.skip_retailer:

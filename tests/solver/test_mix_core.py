@@ -52,7 +52,7 @@ def test_priced_bound_at_the_root_duals_equals_the_root_bound(spec: InstanceSpec
     # LP's duals gives back the root's value (up to the tangent cuts' approximation): a wrong sign, a lost row
     # or a missing "keep" choice moves it away
     problem = paper_instance(spec)
-    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_size=0))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, core_size=0, mir_rounds=0))
     oa.solve(gap=1e-9)
     assert oa.root_bound is not None and oa._root_duals is not None
     _, bound = priced_values(problem, oa.model, oa._root_duals)
