@@ -366,4 +366,4 @@ def test_dive_outside_a_solve_at_a_smaller_k_gives_a_checked_plan_and_restores_t
     assert live.incumbent is not None and check_plan(small, live.incumbent).ok
     assert np.count_nonzero(live.incumbent) <= small.k
     assert found == (live.incumbent_value > before)
-    assert (live.options.dive_step, live.options.dive_rounds) == (0.0, 2)
+    assert (live.options.dive_step, live.options.dive_rounds) == (0.0, OAOptions().dive_rounds)
