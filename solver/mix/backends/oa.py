@@ -31,8 +31,10 @@ killed at the deadline, because HiGHS checks neither inside its root cut rounds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import highspy
@@ -122,6 +124,8 @@ class OAOptions:
     #: in 5 rounds (3.5 s), a third of its gap to the best plan known
     mir_rounds: int = 20
     mir_tolerance: float = 1e-7
+    #: on a large model, the c-MIR rounds before the root heuristics (True) or only once they leave the gap open
+    mir_first: bool = True
 
 
 @dataclass
@@ -636,13 +640,13 @@ class OuterApproximation:
         last = 0.0
         for _ in range(self.options.mir_rounds):
             if status != highspy.HighsModelStatus.kOptimal or self.root_bound is None:
-                return
+                break
             if clock.remaining() - last <= keep:
-                return
+                break
             began = time.perf_counter()
             cuts = self._mir.separate(self._lp_values())
             if not cuts:
-                return
+                break
             for cut in cuts:
                 for h in (self.highs, self.lp):
                     h.addRow(-INF, cut.upper, cut.columns.size, cut.columns, cut.values)
@@ -652,8 +656,10 @@ class OuterApproximation:
                 self._upper = min(self._upper, float(self.root_bound))
                 self._report(f"oa root: {len(cuts)} c-MIR cuts", self.root_bound)
                 if before - self.root_bound <= self.options.mir_tolerance * max(1.0, abs(self.root_bound)):
-                    return
+                    break
             last = time.perf_counter() - began
+        if status == highspy.HighsModelStatus.kOptimal:
+            self.root_values = self._lp_values().copy()  # the dive outside a solve starts from the tighter point
 
     def _dive(self, values: np.ndarray, clock: Clock) -> None:
         """Primal heuristic on the root LP ``values`` for large models: a dive on the LP twin.
@@ -676,7 +682,7 @@ class OuterApproximation:
         upper = self.model.upper[zcols].copy()
         z = values[zcols]
         upper[z <= 1e-6] = 0.0
-        try:
+        with self._binaries_moved():
             for _ in range(zcols.size):
                 if clock.remaining() <= 0:
                     return
@@ -710,8 +716,6 @@ class OuterApproximation:
                 if status != highspy.HighsModelStatus.kOptimal:
                     return
                 z = self._lp_values()[zcols]
-        finally:
-            self.lp.changeColsBounds(index.size, index, self.model.lower[zcols], self.model.upper[zcols])
 
     def dive(self, seconds: float | None, rounds: int = 1) -> bool:
         """The dive (:meth:`_dive`, step ``dive_step`` or 0.1 when it is off) from the last root LP, outside a
@@ -826,15 +830,31 @@ class OuterApproximation:
         if zcols.size == 0:
             return None
         value = on.astype(float)
-        index = zcols.astype(np.int32)
-        self.lp.changeColsBounds(index.size, index, value, value)
-        try:
+        with self._binaries_moved():
+            self.lp.changeColsBounds(zcols.size, zcols.astype(np.int32), value, value)
             status = self._lp_rounds(clock, rounds, record=False)
             if status != highspy.HighsModelStatus.kOptimal:
                 return None
             return m.decode(self._lp_values(), self.problem)
+
+    @contextlib.contextmanager
+    def _binaries_moved(self) -> Iterator[None]:
+        """A block that may change the LP twin's bounds of the binaries: afterwards they are the model's again
+        and the LP's basis is the one from before (rows added since basic), so the next LP starts where the
+        block found it. Without the basis a c-MIR round after the rounding's fixed LP re-solved for seconds
+        (retailer K = 470 in the Pareto sweep: all of the point's time, and no dive)."""
+        zcols = self._binaries
+        basis = self.lp.getBasis()
+        rows = self.lp.getNumRow()
+        try:
+            yield
         finally:
-            self.lp.changeColsBounds(index.size, index, m.lower[zcols], m.upper[zcols])
+            m = self.model
+            self.lp.changeColsBounds(zcols.size, zcols.astype(np.int32), m.lower[zcols], m.upper[zcols])
+            if basis.valid:
+                added = self.lp.getNumRow() - rows
+                basis.row_status = list(basis.row_status) + [highspy.HighsBasisStatus.kBasic] * added
+                self.lp.setBasis(basis)
 
     def _on_of(self, change: np.ndarray) -> np.ndarray:
         """Binary values (one per binary column) that encode ``change``."""
@@ -940,11 +960,13 @@ class OuterApproximation:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             root_bound = self.root_bound if status == highspy.HighsModelStatus.kOptimal else None
             rooted = root_bound is not None
-            if rooted and not small:
+            keep = MIR_KEEP * clock.limit if clock.limit is not None else 0.0
+            mir_first = not small and options.mir_first
+            if rooted and mir_first:
                 # on a large model the c-MIR rounds come before the heuristics, which then start from the tighter
                 # LP point (retailer case: the dive's plan 2,282,350 -> 2,282,540 after two rounds); with a limit
                 # they leave MIR_KEEP of it for the rounding and the dive
-                self._mir_rounds(clock, keep=MIR_KEEP * clock.limit if clock.limit is not None else 0.0)
+                self._mir_rounds(clock, keep=keep)
                 root_bound = self.root_bound
             if root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
@@ -979,8 +1001,10 @@ class OuterApproximation:
             if search and self.core_search(clock, gap):
                 self._core_plan = self.incumbent
             closed = relative_gap(self._incumbent_or_none(), self._upper)
-            if rooted and small and clock.remaining() > 0 and (closed is None or closed > gap):
-                self._mir_rounds(clock)  # a small model's root heuristics often close the gap without them
+            if rooted and not mir_first and clock.remaining() > 0 and (closed is None or closed > gap):
+                # a small model's root heuristics often close the gap without them, and so does the root rounding
+                # at most K of the Pareto sweep (``mir_first`` off)
+                self._mir_rounds(clock, keep=0.0 if small else keep)
         if self.root_bound is not None:
             # every recorded root round is an optimal LP over valid cuts: a bound even when a later round was
             # cut short by the clock (a 2 s solve on a loaded machine returned no bound), and on a second
