@@ -128,8 +128,9 @@ class MirSeparator:
         Three ways of substituting the variable bounds are tried: each piece's nearer bound at the point (on a
         tie the one whose slack drops out of the row), each piece's end away from zero (its capacity, as in a
         flow cover) and each piece's end nearest zero (its minimum change); each also with the pieces nearer
-        zero than that bound on their simple bound at zero. SCIP's cuts at its own LP points use all of these; at
-        a perspective point, which lies inside its region, the nearer bound alone missed most of them."""
+        zero than that bound on their simple bound at zero. The SCIP cuts that still cut our LP point after the
+        nearer bound alone had stalled use the end away from zero and the zero bound: a perspective point lies
+        inside its region, where the nearer bound is often the minimum change."""
         lo, hi, has_z = self._lo[pieces], self._hi[pieces], self._has_z[pieces]
         below = np.maximum(y - lo * z, 0.0)  # the slack from the lower variable bound
         above = np.maximum(hi * z - y, 0.0)
