@@ -73,6 +73,7 @@ class _Row:
     coefficient: np.ndarray  #: the row's coefficient on each piece's ``y``
     lower: float
     upper: float
+    size: float  #: the sum of its terms' largest magnitudes (the scale of "near binding")
 
 
 class MirSeparator:
@@ -88,6 +89,7 @@ class MirSeparator:
         self._hi = np.where(has_z, model.piece_hi, model.upper[model.piece_y])
         self._has_z = has_z
         self.rows: list[_Row] = []
+        reach = np.maximum(np.abs(self._lo), np.abs(self._hi))  # the largest |y| of each piece
         matrix = model.matrix.tocsr()
         for r in model.coupling_rows.tolist():
             if r == model.count_row:
@@ -97,7 +99,9 @@ class MirSeparator:
             if columns.size == 0 or np.any(pieces < 0):
                 continue  # only rows over changes have the structure read here
             values = matrix.data[matrix.indptr[r] : matrix.indptr[r + 1]]
-            self.rows.append(_Row(pieces, values.astype(float), float(model.row_lower[r]), float(model.row_upper[r])))
+            coefficient = values.astype(float)
+            size = float(np.abs(coefficient * reach[pieces]).sum())
+            self.rows.append(_Row(pieces, coefficient, float(model.row_lower[r]), float(model.row_upper[r]), size))
 
     def separate(self, values: np.ndarray, limit: int = 1000) -> list[Cut]:
         """The most efficacious violated cut of each near-binding row side at the LP point ``values``, the
@@ -109,9 +113,8 @@ class MirSeparator:
         for row in self.rows:
             y = y_all[row.pieces]
             activity = float(row.coefficient @ y)
-            size = float(np.abs(row.coefficient * np.maximum(np.abs(self._lo), np.abs(self._hi))[row.pieces]).sum())
             for sign, side in ((1.0, row.upper), (-1.0, -row.lower)):
-                if not math.isfinite(side) or side - sign * activity > MAX_SLACK * max(1.0, size):
+                if not math.isfinite(side) or side - sign * activity > MAX_SLACK * max(1.0, row.size):
                     continue
                 best = self._row_cut(sign * row.coefficient, side, row.pieces, values, y, z_all[row.pieces])
                 if best is not None:

@@ -403,8 +403,8 @@ def pareto_over_changes(
         # the retailer case's warm root time of the default 1e-7 for a bound 0.0004% higher)
         tolerance = min(max(gap / 100, OAOptions.lp_tolerance), 1e-5)
         # no dive inside the solve: at the middle K the root rounding closes the gap, and at the smallest K it took
-        # the secant MILP's time (retailer K = 470: 1.14% instead of 0.68%); _solve_point dives only where the
-        # rounding is near the bound (DIVE_BELOW)
+        # the secant MILP's time (retailer K = 470: 1.14% instead of 0.68%); _solve_point dives where the rounding
+        # is near the bound (DIVE_BELOW) or the point has DIVE_SECONDS
         # the c-MIR rounds only where the root rounding leaves the gap open: at most K it closes it (retailer
         # K >= 610), and the rounds cost a second per point there
         options = OAOptions(max_cuts_per_cone=400, lp_tolerance=tolerance, dive_step=0.0, mir_first=False)
