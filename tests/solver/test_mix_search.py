@@ -367,3 +367,86 @@ def test_dive_outside_a_solve_at_a_smaller_k_gives_a_checked_plan_and_restores_t
     assert np.count_nonzero(live.incumbent) <= small.k
     assert found == (live.incumbent_value > before)
     assert (live.options.dive_step, live.options.dive_rounds) == (0.0, OAOptions().dive_rounds)
+
+
+def test_background_secant_plans_hold_and_match_the_secant_milp_in_process() -> None:
+    import time
+
+    from dmplan.solver.mix.secant import BackgroundSecant
+
+    base = paper_instance(InstanceSpec(60, "strong", 0.2, 1.0, 9))
+    model = formulate(base.with_max_changes(10), "misocp")
+    allowed = model.integer.astype(bool).copy()
+    jobs = [(base.with_max_changes(k), 20.0) for k in (10, 25)]
+    background = BackgroundSecant(model, allowed, list(jobs))
+    began = time.perf_counter()
+    while not background.finished and time.perf_counter() - began < 60:
+        time.sleep(0.05)
+    assert background.finished  # both MILPs end at their gap long before their limits
+    plans = background.plans()
+    assert len(plans) == 2
+    for (problem, _), plan in zip(jobs, plans, strict=True):
+        assert check_plan(problem, plan).ok
+        assert np.count_nonzero(plan) <= problem.k
+        exact = solve(problem, gap=1e-7)
+        assert exact.objective is not None
+        assert problem.revenue(plan) <= exact.objective + 1e-6 * abs(exact.objective)
+        # the same MILP as in-process, to its gap: the same revenue up to that gap's share of the gain
+        here = secant_plan(problem, model, allowed, time_limit=20.0)
+        assert here is not None
+        gain = exact.objective - problem.revenue(np.zeros(problem.n))
+        assert problem.revenue(plan) == pytest.approx(problem.revenue(here), abs=1e-3 * gain)
+
+
+def test_background_secant_stopped_at_once_returns_only_real_plans() -> None:
+    from dmplan.solver.mix.secant import BackgroundSecant
+
+    base = paper_instance(InstanceSpec(60, "strong", 0.2, 1.0, 9))
+    problem = base.with_max_changes(10)
+    model = formulate(problem, "misocp")
+    background = BackgroundSecant(model, model.integer.astype(bool).copy(), [(problem, None)])
+    for plan in background.plans():  # stopped before or while it searched: whatever it returns holds
+        assert check_plan(problem, plan).ok
+    assert background.finished
+
+
+def test_pareto_sweep_on_the_large_model_path_solves_the_smallest_k_first_with_its_secant_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dmplan.solver.mix.pareto as pareto_module
+    from dmplan.solver.mix.generator import retailer_instance
+
+    # every exact QP counts as expensive, as on the retailer case: the sweep takes its large-model path
+    monkeypatch.setattr(OuterApproximation, "polish_cheap", lambda self, free: False)
+    found: list[list[np.ndarray]] = []
+    plans = pareto_module.BackgroundSecant.plans
+    optimum: dict[int, float] = {}
+
+    def recorded(self, seconds=None):  # type: ignore[no-untyped-def]
+        result = plans(self, seconds)
+        for plan in result:
+            assert any(
+                check_plan(problem, plan).ok and np.count_nonzero(plan) <= problem.k for problem, _ in self._jobs
+            )
+        found.append(result)
+        # and the smallest K's optimum, as if the background had found it: the sweep must carry it to that K
+        smallest = self._jobs[0][0]
+        exact = solve(smallest, gap=1e-7)
+        optimum[smallest.k] = exact.objective
+        return [*result, exact.change]
+
+    monkeypatch.setattr(pareto_module.BackgroundSecant, "plans", recorded)
+    problem = retailer_instance(0, 2, 10, 3).problem
+    # 5 s: the smallest K is not solved again at the end (SMALLEST_AGAIN), its plan is the background's
+    sweep = pareto_over_changes(problem, points=5, gap=1e-6, time_limit=5.0)
+    assert len(found) == 1 and found[0], "the background ran and returned plans when the next smallest K came up"
+    assert list(optimum) == [sweep[0].k]
+    assert sweep[0].objective == pytest.approx(optimum[sweep[0].k], rel=1e-9)
+    for point in sweep:
+        sub = problem.with_max_changes(point.k)
+        exact = solve(sub, gap=1e-7)
+        assert exact.objective is not None
+        assert point.has_plan, point.k
+        assert check_plan(sub, point.result.change).ok
+        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
+        assert point.objective <= exact.objective + 1e-6 * abs(exact.objective)
