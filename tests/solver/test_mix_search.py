@@ -450,3 +450,44 @@ def test_pareto_sweep_on_the_large_model_path_solves_the_smallest_k_first_with_i
         assert check_plan(sub, point.result.change).ok
         assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
         assert point.objective <= exact.objective + 1e-6 * abs(exact.objective)
+
+
+def test_flat_points_are_only_skipped_between_solved_points_where_the_bound_barely_falls() -> None:
+    from dmplan.solver.mix.pareto import FLAT_BELOW, _flat
+
+    ks = [10, 20, 30, 40, 50, 60]
+    gap = 1e-3
+    step = FLAT_BELOW * gap * 1000.0  # the largest fall per grid step that still counts as flat at a bound of 1000
+    flat = [(5, 1000.0 + 0.9 * step), (4, 1000.0)]
+    assert _flat(ks, 3, flat, set(), gap)
+    assert not _flat(ks, 3, [(5, 1000.0 + 1.1 * step), (4, 1000.0)], set(), gap)  # falls too fast
+    assert not _flat(ks, 3, flat[:1], set(), gap)  # one point solved: no slope yet
+    assert not _flat(ks, 3, flat, {4}, gap)  # the next larger K was skipped: never two in a row
+    assert not _flat(ks, 1, flat, set(), gap) and not _flat(ks, 0, flat, set(), gap)  # the background's K
+    assert not _flat(ks, 5, flat, set(), gap)  # the largest K
+    # two grid steps between the last two points solved: the fall is per step
+    assert _flat(ks, 2, [(5, 1000.0 + 1.8 * step), (3, 1000.0)], set(), gap)
+
+
+def test_pareto_sweep_skips_flat_points_on_the_large_model_path_and_their_plans_and_bounds_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dmplan.solver.mix.generator import retailer_instance
+    from dmplan.solver.mix.pareto import FLAT_MESSAGE
+
+    monkeypatch.setattr(OuterApproximation, "polish_cheap", lambda self, free: False)
+    problem = retailer_instance(0, 2, 10, 3).problem
+    gap = 0.02  # wide enough for the curve's upper part to count as flat
+    sweep = pareto_over_changes(problem, points=9, gap=gap, time_limit=30.0)
+    flat = [p for p in sweep if p.result.certificate.message == FLAT_MESSAGE]
+    assert flat, "no point was left to its smaller neighbour"
+    for point in sweep:
+        sub = problem.with_max_changes(point.k)
+        exact = solve(sub, gap=1e-7)
+        assert exact.objective is not None
+        assert point.has_plan, point.k
+        assert check_plan(sub, point.result.change).ok
+        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
+    for point in flat:
+        assert point.source == "smaller K"
+        assert point.gap is not None and point.gap <= gap
