@@ -82,6 +82,9 @@ DIVE_SECONDS = 10.0
 DIVE_BORROW = 0.25
 #: share of the sweep's time for the smallest K's root before the sweep (``_smallest_first``)
 FIRST_SHARE = 0.2
+#: seconds a sweep needs at least for that: the smallest K's cold root takes 2.5-6 s on the retailer cases and its
+#: secant MILP 10-20 s; a shorter sweep (the workbook's, after a 10 s solve) keeps its time for the points
+FIRST_MIN = 30.0
 #: share of the time left after it for the smallest K's secant MILP in the background; the next smallest K's
 #: follows until the sweep comes to it
 BACKGROUND_FIRST = 0.4
@@ -443,7 +446,13 @@ def pareto_over_changes(
     solved: list[tuple[int, float]] = []  # (position in ks, proven bound) of the points solved, in sweep order
     skipped: set[int] = set()  # positions left to the next smaller K's plan (see _flat)
     remaining = left()
-    if live is not None and remaining is not None and len(ks) >= 3 and not live.polish_cheap(problem.n):
+    if (
+        live is not None
+        and remaining is not None
+        and remaining >= FIRST_MIN
+        and len(ks) >= 3
+        and not live.polish_cheap(problem.n)
+    ):
         smallest, background = _smallest_first(live.options, problem, floor, starts, ks[:2], remaining, gap, name)
         tangents[ks[0]] = smallest.bound if smallest.bound is not None else math.inf
     try:
