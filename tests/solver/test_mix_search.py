@@ -23,6 +23,21 @@ from dmplan.solver.mix.qp import solve_box_qp
 from dmplan.solver.mix.secant import piece_gain, secant_plan
 
 
+def _checked_points(problem: MixProblem, sweep: list) -> list[tuple]:  # type: ignore[type-arg]
+    """Every point of ``sweep`` has a plan that passes the re-check at its K and a bound at least the exact
+    optimum there; returns (point, exact optimum) pairs."""
+    checked = []
+    for point in sweep:
+        sub = problem.with_max_changes(point.k)
+        exact = solve(sub, gap=1e-7)
+        assert exact.objective is not None
+        assert point.has_plan, point.k
+        assert check_plan(sub, point.result.change).ok
+        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
+        checked.append((point, exact.objective))
+    return checked
+
+
 def _worse_plan(problem: MixProblem, optimum: np.ndarray) -> np.ndarray | None:
     """A feasible plan one region move away from the optimum (an activity of the optimum dropped)."""
     reg = regions(problem)
@@ -296,14 +311,8 @@ def test_pareto_sweep_starts_at_the_fewest_changes_of_a_plan_when_the_floor_is_l
     first = sweep[0].k
     assert sweep.infeasible_below == floor.k < first
     assert f"starts at K = {first}" in sweep.message and "not proven infeasible" in sweep.message
-    for point in sweep:
-        sub = problem.with_max_changes(point.k)
-        exact = solve(sub, gap=1e-7)
-        assert exact.objective is not None
-        assert point.has_plan, point.k
-        assert check_plan(sub, point.result.change).ok
-        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
-        assert point.objective == pytest.approx(exact.objective, rel=2e-6)
+    for point, exact in _checked_points(problem, sweep):
+        assert point.objective == pytest.approx(exact, rel=2e-6)
 
 
 @pytest.mark.parametrize("spec", [InstanceSpec(150, "strong", 0.2, 0.5, 6), InstanceSpec(150, "weak", 0.1, 0.2, 7)])
@@ -442,14 +451,8 @@ def test_pareto_sweep_on_the_large_model_path_solves_the_smallest_k_first_with_i
     assert len(found) == 1 and found[0], "the background ran and returned plans when the next smallest K came up"
     assert list(optimum) == [sweep[0].k]
     assert sweep[0].objective == pytest.approx(optimum[sweep[0].k], rel=1e-9)
-    for point in sweep:
-        sub = problem.with_max_changes(point.k)
-        exact = solve(sub, gap=1e-7)
-        assert exact.objective is not None
-        assert point.has_plan, point.k
-        assert check_plan(sub, point.result.change).ok
-        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
-        assert point.objective <= exact.objective + 1e-6 * abs(exact.objective)
+    for point, exact in _checked_points(problem, sweep):
+        assert point.objective <= exact + 1e-6 * abs(exact)
 
 
 def test_flat_points_are_only_skipped_between_solved_points_where_the_bound_barely_falls() -> None:
@@ -481,13 +484,7 @@ def test_pareto_sweep_skips_flat_points_on_the_large_model_path_and_their_plans_
     sweep = pareto_over_changes(problem, points=9, gap=gap, time_limit=30.0)
     flat = [p for p in sweep if p.result.certificate.message == FLAT_MESSAGE]
     assert flat, "no point was left to its smaller neighbour"
-    for point in sweep:
-        sub = problem.with_max_changes(point.k)
-        exact = solve(sub, gap=1e-7)
-        assert exact.objective is not None
-        assert point.has_plan, point.k
-        assert check_plan(sub, point.result.change).ok
-        assert point.bound is not None and point.bound >= exact.objective - 1e-6 * abs(exact.objective)
+    _checked_points(problem, sweep)
     for point in flat:
         assert point.source == "smaller K"
         assert point.gap is not None and point.gap <= gap
