@@ -455,6 +455,9 @@ def pareto_over_changes(
     ):
         smallest, background = _smallest_first(live.options, problem, floor, starts, ks[:2], remaining, gap, name)
         tangents[ks[0]] = smallest.bound if smallest.bound is not None else math.inf
+        if progress is not None:
+            message = f"K = {ks[0]}: root solved first" + (", secant MILPs in the background" if background else "")
+            progress(Progress(time.perf_counter() - start, smallest.objective, smallest.bound, 0.0, message))
     try:
         for index, k in enumerate(reversed(ks)):
             remaining = left()
