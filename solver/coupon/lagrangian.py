@@ -108,12 +108,6 @@ def solve_scored(
         if progress is not None:
             progress(Progress(time.perf_counter() - start, objective, bound, message=message))
 
-    def remaining() -> float | None:
-        return None if deadline is None else max(0.01, deadline - time.perf_counter())
-
-    def expired() -> bool:
-        return deadline is not None and time.perf_counter() > deadline
-
     try:  # the passes before the first level: each stops at the deadline too
         sizes = np.sum(store.map(ch.segment_counts, S, until=deadline), axis=0)
         cheapest = float(sum(store.map(ch.cheapest_spend, until=deadline)))
@@ -159,9 +153,7 @@ def solve_scored(
         if floor_tried or largest is None:
             return None
         floor_tried = True
-        floor = _spend_floor(
-            problem, store, minimum, _subsample(largest, SPEND_SAMPLE, SEED), remaining, expired, deadline
-        )
+        floor = _spend_floor(problem, store, minimum, _subsample(largest, SPEND_SAMPLE, SEED), deadline)
         passes += 1
         if floor is None or floor <= problem.budget * (1 + 1e-9):
             return None
@@ -172,12 +164,12 @@ def solve_scored(
         seconds = time.perf_counter() - start
         return ScoredPlan(Certificate(Status.INFEASIBLE, None, None, seconds, "lagrangian", passes, message=message))
 
-    while samples and center is None and not expired():
+    while samples and center is None and not _past(deadline):
         # two disjoint halves of the smallest sample: their prices' difference measures the sampling
         # error (a half whose scaled budget misses by chance: the next sample's halves)
         pair, samples = samples[0], samples[1:]
         halves = [ch.Rows(pair.index[i::2], pair.segment[i::2], pair.probability[i::2]) for i in (0, 1)]
-        base = [_solve_sample(problem, h, M, None, window, remaining, expired, deadline) for h in halves]
+        base = [_solve_sample(problem, h, M, None, window, deadline) for h in halves]
         if base[0] is not None and base[1] is not None:
             center = ch.Duals((base[0].duals.mu + base[1].duals.mu) / 2, (base[0].duals.lam + base[1].duals.lam) / 2)
             window = ch.Window.between(base[0].duals, base[1].duals, KAPPA / 2)
@@ -187,21 +179,19 @@ def solve_scored(
     full = False  #: the solution is the whole list's
     need_floor = center is None  #: the largest sample solved had no plan
     for level in [*samples, None]:
-        if expired():
+        if _past(deadline):
             break
         if level is None and need_floor and (refusal := beyond_budget()) is not None:
             return refusal  # the largest sample had no plan: tried before an LP over much of the list
         if level is None:
-            solution, used = _solve_level(
-                store, minimum, problem.budget, center, window, remaining, expired, report, deadline
-            )
+            solution, used = _solve_level(store, minimum, problem.budget, center, window, deadline, report)
             full = solution is not None
         else:
-            solution, used = _solve_sample(problem, level, M, center, window, remaining, expired, deadline), 0
+            solution, used = _solve_sample(problem, level, M, center, window, deadline), 0
             need_floor = solution is None
         passes += used
         if solution is None:
-            if level is not None and not expired():
+            if level is not None and not _past(deadline):
                 continue  # a sample's scaled budget can miss by chance: the next level starts from the same prices
             break
         report(f"prices from {M if level is None else len(level):,} customers: {len(solution.free):,} near a tie")
@@ -215,7 +205,7 @@ def solve_scored(
 
     seconds = time.perf_counter() - start
     if solution is None or not full:
-        status = Status.TIME_LIMIT if expired() else Status.INFEASIBLE
+        status = Status.TIME_LIMIT if _past(deadline) else Status.INFEASIBLE
         message = "" if status == Status.TIME_LIMIT else "no plan meets the minimum counts within the budget"
         return ScoredPlan(Certificate(status, None, None, seconds, "lagrangian", passes, message=message))
 
@@ -223,7 +213,7 @@ def solve_scored(
     lp_bound = _bound(store, solution.duals, minimum, problem.budget)
     passes += 1
     report("LP optimum; rounding", solution.fixed.gain + _free_gain(solution, econ), lp_bound)
-    mailings, mip_nodes = _round(solution, minimum, problem.budget, econ, S, lp_bound, gap, remaining)
+    mailings, mip_nodes = _round(solution, minimum, problem.budget, econ, S, lp_bound, gap, deadline)
     if mailings is None:
         cert = Certificate(Status.TIME_LIMIT, None, lp_bound, time.perf_counter() - start, "lagrangian", passes)
         return ScoredPlan(cert, lp_bound=lp_bound)
@@ -272,10 +262,8 @@ def _solve_level(
     budget: float,
     center: ch.Duals | None,
     window: ch.Window,
-    remaining: Callable[[], float | None],
-    expired: Callable[[], bool],
+    until: float | None,
     note: Callable[[str], None] | None = None,
-    until: float | None = None,
 ) -> tuple[LevelSolution | None, int]:
     """Screen around ``center``, then sift: the LP over the unsettled customers, the settled ones
     its prices beat added to it (warm start), until none is beaten. While the settled customers
@@ -302,8 +290,8 @@ def _solve_level(
         lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
         short_rounds = 0
         while True:
-            status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, remaining())
-            if status != Status.OPTIMAL or x is None or duals is None or expired():
+            status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, _left(until))
+            if status != Status.OPTIMAL or x is None or duals is None or _past(until):
                 return None, passes
             # the most beaten join the LP: at most as many as it holds (its size at most doubles a
             # round, so a poor window costs rounds rather than one huge LP); while a row is out of
@@ -508,16 +496,14 @@ def _solve_sample(
     M: int,
     center: ch.Duals | None,
     window: ch.Window,
-    remaining: Callable[[], float | None],
-    expired: Callable[[], bool],
-    until: float | None = None,
+    until: float | None,
 ) -> LevelSolution | None:
     """The plan's LP on a sample of ``rows`` out of ``M`` customers: counts and budget scaled to it."""
     S = len(problem.segments)
     level = ch.ChunkStore.of_rows(rows, S, ch.Economics.of(problem))
     minimum = customer_minimums(problem, np.bincount(rows.segment, minlength=S))
     budget = problem.budget * len(rows) / M
-    return _solve_level(level, minimum, budget, center, window, remaining, expired, until=until)[0]
+    return _solve_level(level, minimum, budget, center, window, until)[0]
 
 
 class _SpendEconomics(ch.Economics):
@@ -538,8 +524,6 @@ def _spend_floor(
     store: ch.Store,
     minimum: np.ndarray,
     sample: ch.Rows,
-    remaining: Callable[[], float | None],
-    expired: Callable[[], bool],
     until: float | None = None,
 ) -> float | None:
     """A proven lower bound on what any plan meeting the minimum counts spends: the prices mu of
@@ -550,9 +534,7 @@ def _spend_floor(
     level = ch.ChunkStore.of_rows(sample, S, spend)
     counts = customer_minimums(problem, np.bincount(sample.segment, minlength=S))
     unlimited = 2.0 * float(spend.cost(sample.probability).max(axis=1).sum()) + 1.0
-    solution, _ = _solve_level(
-        level, counts, unlimited, None, ch.Window.everything(S, D), remaining, expired, until=until
-    )
+    solution, _ = _solve_level(level, counts, unlimited, None, ch.Window.everything(S, D), until)
     if solution is None:
         return None
     mu = solution.duals.mu
@@ -560,6 +542,15 @@ def _spend_floor(
         return float(np.sum(minimum * mu) - sum(store.map(ch.spend_sum, mu, econ, until=until)))
     except ch.OutOfTime:
         return None
+
+
+def _left(until: float | None) -> float | None:
+    """Seconds until ``until`` (a ``time.perf_counter`` instant; None: no limit), at least 0.01: a solver's limit."""
+    return None if until is None else max(0.01, until - time.perf_counter())
+
+
+def _past(until: float | None) -> bool:
+    return until is not None and time.perf_counter() > until
 
 
 def _subsample(rows: ch.Rows, n: int, seed: int) -> ch.Rows:
@@ -595,7 +586,7 @@ def _round(
     S: int,
     bound: float,
     gap: float,
-    remaining: Callable[[], float | None],
+    until: float | None,
 ) -> tuple[np.ndarray | None, int]:
     """Integral mailings for the free customers: the LP's integral ones kept, a MIP over the
     fractional ones and the free customers nearest a tie (more of them while the gap stays open)."""
@@ -630,7 +621,7 @@ def _round(
         # (no looser than 1e-6 of the bound: what rounding costs stays out of sight at any gap asked)
         target = min(gap, ROUND_GAP)
         sol = solve_highs(
-            mip, time_limit=remaining(), gap=target, options={"mip_abs_gap": target * max(1.0, abs(bound)) / 10}
+            mip, time_limit=_left(until), gap=target, options={"mip_abs_gap": target * max(1.0, abs(bound)) / 10}
         )
         nodes += sol.iterations
         if sol.x is not None:

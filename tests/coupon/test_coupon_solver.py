@@ -301,7 +301,7 @@ def test_spend_floor_never_exceeds_the_cheapest_plan(book):
     assert cheapest.status == 0
     everyone = chunks.Rows(np.arange(n), scored.segment, scored.probability)
     for sample in (lagrangian._subsample(everyone, 1_000, 1), everyone):
-        floor = lagrangian._spend_floor(problem, store, minimum, sample, lambda: None, lambda: False)
+        floor = lagrangian._spend_floor(problem, store, minimum, sample)
         assert floor is not None and floor <= cheapest.fun * (1 + 1e-9)
     assert floor == pytest.approx(cheapest.fun, rel=1e-7)  # the whole list's own prices: the LP's optimum
 
