@@ -479,10 +479,7 @@ def pareto_over_changes(
             # where the live model's own root rounding (about 1 s there) gives a better plan, so only where cheap
             cheap = live is None or live.polish_cheap(k)
             warm = None if larger is None or not cheap else cut_down(sub, larger, share)
-            for start_plan in starts:
-                fits = np.count_nonzero(start_plan) <= k
-                if fits and (warm is None or problem.revenue(start_plan) > problem.revenue(warm)):
-                    warm = start_plan
+            warm = _best_fitting(problem, [*([] if warm is None else [warm]), *starts], k)
             rest = None if share is None else max(0.0, share - (time.perf_counter() - began))
             position = len(ks) - 1 - index
             if live is not None and not live.polish_cheap(problem.n) and _flat(ks, position, solved, skipped, gap):
@@ -493,7 +490,7 @@ def pareto_over_changes(
             elif smallest is not None and k == ks[0] and (rest is None or rest < SMALLEST_AGAIN):
                 # its root ran before the sweep and its plans came from the background; another root and a dive
                 # here pay only with DIVE_SECONDS for the dive
-                found = BackendOutcome(Status.FEASIBLE, change=warm, bound=smallest.bound, message="secant MILP")
+                found = BackendOutcome(Status.FEASIBLE, change=warm, bound=smallest.bound, message="best plan in hand")
                 result = (
                     smallest
                     if warm is None
@@ -575,6 +572,12 @@ def _flat(ks: list[int], position: int, solved: list[tuple[int, float]], skipped
     return (upper - lower) / steps <= FLAT_BELOW * gap * max(1.0, abs(lower))
 
 
+def _best_fitting(problem: MixProblem, plans: list[np.ndarray], k: int) -> np.ndarray | None:
+    """The plan of most revenue among ``plans`` with at most ``k`` changes (the first of equals), or None."""
+    fitting = [p for p in plans if np.count_nonzero(p) <= k]
+    return max(fitting, key=problem.revenue, default=None)
+
+
 def _add_tangents(tangents: dict[int, float], live: OuterApproximation, ks: list[int]) -> None:
     """Keep the smallest bound at each K of ``ks``: the live model's last root duals bound every K (a tangent of
     the concave LP value)."""
@@ -609,10 +612,7 @@ def _smallest_first(
     sub = problem.with_max_changes(ks[0])
     model = formulate(sub, "misocp")
     first = OuterApproximation(sub, model, dataclasses.replace(options, max_rounds=0, mir_first=True))
-    fitting = [p for p in starts if np.count_nonzero(p) <= ks[0]]
-    outcome = first.solve(
-        time_limit=FIRST_SHARE * seconds, gap=gap, warm_start=max(fitting, key=problem.revenue, default=None)
-    )
+    outcome = first.solve(time_limit=FIRST_SHARE * seconds, gap=gap, warm_start=_best_fitting(problem, starts, ks[0]))
     result = finish(sub, outcome, "misocp", name, gap, time.perf_counter() - began)
     if result.status == Status.INFEASIBLE or (result.gap is not None and result.gap <= gap):
         return result, None

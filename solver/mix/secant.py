@@ -29,7 +29,7 @@ from dmplan.solver.mix.qp import polish_regions
 INF = highspy.kHighsInf
 #: HiGHS's relative gap on the secant MILP (its own objective, not the revenue)
 SECANT_GAP = 1e-4
-#: seconds :meth:`BackgroundSecant.plan` waits for the MILP to stop before it kills the worker
+#: seconds :meth:`BackgroundSecant.close` waits for the MILP to stop before it kills the worker
 STOP_WAIT = 1.0
 
 
