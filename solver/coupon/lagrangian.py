@@ -270,6 +270,7 @@ def _solve_level(
     leave a count or the budget out of reach, the LP's elastic slacks price that row prohibitively,
     so the customers nearest to helping it are the most beaten and join first; when none is beaten
     and a slack is still needed, no plan over the whole level meets the row."""
+    passes = 0
     try:  # every pass stops at ``until``
         S, D, econ = store.S, store.D, store.economics
         if center is None:
@@ -313,7 +314,7 @@ def _solve_level(
             )
             lp.add(beaten, center, window, duals)
     except ch.OutOfTime:
-        return None, 0
+        return None, passes  # the passes that completed
 
 
 class _RestrictedLP:
