@@ -378,6 +378,36 @@ def test_dive_outside_a_solve_at_a_smaller_k_gives_a_checked_plan_and_restores_t
     assert (live.options.dive_step, live.options.dive_rounds) == (0.0, OAOptions().dive_rounds)
 
 
+def test_dropping_slack_cuts_between_ks_keeps_the_rows_in_step_and_every_later_k_exact() -> None:
+    # as the Pareto sweep re-targets its live model: solve a K, drop the cuts slack there, solve a smaller K
+    problem = paper_instance(InstanceSpec(150, "weak", 0.1, 1.0, 5))
+    live = OuterApproximation(problem.with_max_changes(120), formulate(problem.with_max_changes(120), "misocp"))
+    initial = live.lp.getNumRow()
+    first_k = live.problem.k
+    live.solve(gap=1e-7)
+    for k in (90, 60, 30):
+        before = live.lp.getNumRow()
+        _, bound_before = live.bounds_at([first_k, k])
+        dropped = live.drop_slack_cuts()
+        assert dropped > 0 and live.lp.getNumRow() == live.highs.getNumRow() == before - dropped
+        assert live.lp.getNumRow() >= initial  # the initial tangents stay
+        assert len(live.pool.row_cone) == live.lp.getNumRow() - live.model.num_rows
+        assert live.pool.count == sum(len(points) for points in live.pool.points)
+        assert live.lp.getBasis().valid
+        # the root's duals stay with their rows: the tangent bound of the dropped model is still a bound
+        exact = solve(problem.with_max_changes(k), gap=1e-7)
+        assert exact.objective is not None and bound_before is not None
+        after = live.bounds_at([k])[0]
+        assert after is not None and after >= exact.objective - 1e-6 * abs(exact.objective)
+        assert after == pytest.approx(bound_before, rel=1e-7)  # a dropped row's dual was (near) zero
+        live.set_max_changes(k)
+        outcome = live.solve(gap=1e-7)
+        assert outcome.change is not None and check_plan(live.problem, outcome.change).ok
+        assert live.problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=1e-6)
+        assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+        first_k = k
+
+
 def test_background_secant_plans_hold_and_match_the_secant_milp_in_process() -> None:
     import time
 

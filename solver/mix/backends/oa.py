@@ -130,8 +130,13 @@ class OAOptions:
 
 @dataclass
 class _CutPool:
-    points: list[set[float]] = field(default_factory=list)
-    count: int = 0  #: cuts added so far
+    points: list[set[float]] = field(default_factory=list)  #: per cone, the tangent points of its cuts in the model
+    count: int = 0  #: tangent cuts in the model
+    #: per row after the formulation's own (both HiGHS copies hold the same rows, in the same order): the cone of
+    #: a tangent cut that :meth:`OuterApproximation.drop_slack_cuts` may delete, -1 for a row that stays (the
+    #: initial tangents and the c-MIR cuts)
+    row_cone: list[int] = field(default_factory=list)
+    row_point: list[float] = field(default_factory=list)
 
 
 class OuterApproximation:
@@ -224,6 +229,40 @@ class OuterApproximation:
         if self.incumbent is not None and not check_plan(self.problem, self.incumbent).ok:
             self.incumbent, self.incumbent_value = None, -math.inf
 
+    def drop_slack_cuts(self) -> int:
+        """Delete the added tangent cuts that are basic (slack) in the LP twin's basis, from both copies; returns
+        how many went. The initial tangents and the c-MIR cuts stay.
+
+        The Pareto sweep's live model gathers the cuts of every K it solved, and each new K's first LP, a dual
+        simplex from the last K's basis, slowed with them (retailer seed 2: 42k rows at the largest K, 66k by
+        K = 1,458, where that LP took 2.7 s; with the slack cuts dropped before each K, 45k rows and 0.75 s). A
+        basic row leaves the basis with its basic slack, so the basis stays valid; a cut needed again is added
+        again by the next tangent round (its point leaves the pool).
+        """
+        basis = self.lp.getBasis()
+        first = self.model.num_rows
+        rows = self.lp.getNumRow()
+        if not basis.valid or rows - first != len(self.pool.row_cone):
+            return 0
+        basic = np.array([s == highspy.HighsBasisStatus.kBasic for s in basis.row_status[first:]], dtype=bool)
+        cone = np.asarray(self.pool.row_cone, dtype=np.int64)
+        drop = basic & (cone >= 0)
+        if not drop.any():
+            return 0
+        for j, point in zip(cone[drop].tolist(), np.asarray(self.pool.row_point)[drop].tolist(), strict=True):
+            self.pool.points[j].discard(round(point, 12))
+        index = (first + np.flatnonzero(drop)).astype(np.int32)
+        for h in (self.highs, self.lp):
+            h.deleteRows(index.size, index)
+        keep = np.concatenate([np.ones(first, dtype=bool), ~drop])
+        self.pool.row_cone = cone[keep[first:]].tolist()
+        self.pool.row_point = np.asarray(self.pool.row_point)[keep[first:]].tolist()
+        self.pool.count -= index.size
+        if self._root_duals is not None:
+            # the root's duals (of the rows it had) stay with their rows for bounds_at
+            self._root_duals = self._root_duals[keep[: self._root_duals.size]]
+        return int(index.size)
+
     def bounds_at(self, ks: list[int]) -> list[float | None]:
         """Proven bounds of the problem with the caps ``ks``, from the last root LP's row duals.
 
@@ -292,8 +331,9 @@ class OuterApproximation:
         arrays.to_highs(self.highs)
         arrays.to_highs(self.lp)
 
-    def _add_cuts(self, cones: np.ndarray, points: np.ndarray) -> int:
-        """Add tangent cuts ``t - 2 v y + v^2 z >= 0`` (or ``>= -v^2`` without ``z``); skip known ones."""
+    def _add_cuts(self, cones: np.ndarray, points: np.ndarray, removable: bool = True) -> int:
+        """Add tangent cuts ``t - 2 v y + v^2 z >= 0`` (or ``>= -v^2`` without ``z``); skip known ones.
+        ``removable``: :meth:`drop_slack_cuts` may delete them."""
         m = self.model
         keep_cones: list[int] = []
         keep_points: list[float] = []
@@ -327,6 +367,8 @@ class OuterApproximation:
         for h in (self.highs, self.lp):
             h.addRows(js.size, lower, upper, index.size, starts, index, value)
         self.pool.count += js.size
+        self.pool.row_cone += keep_cones if removable else [-1] * js.size
+        self.pool.row_point += keep_points
         return int(js.size)
 
     def _add_initial_cuts(self) -> None:
@@ -339,7 +381,7 @@ class OuterApproximation:
         for q in range(1, inner + 1):
             columns.append(lo + (hi - lo) * q / (inner + 1))
         cones = np.tile(np.arange(pieces.size), len(columns))
-        self._add_cuts(cones, np.concatenate(columns))
+        self._add_cuts(cones, np.concatenate(columns), removable=False)
 
     def _violated(self, values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Cones whose cut set misses ``values`` by more than ``threshold``, and the tangent points there."""
@@ -650,6 +692,8 @@ class OuterApproximation:
             for cut in cuts:
                 for h in (self.highs, self.lp):
                     h.addRow(-INF, cut.upper, cut.columns.size, cut.columns, cut.values)
+            self.pool.row_cone += [-1] * len(cuts)
+            self.pool.row_point += [0.0] * len(cuts)
             before = self.root_bound
             status = self._lp_rounds(clock)
             if status == highspy.HighsModelStatus.kOptimal:
