@@ -497,7 +497,10 @@ def pareto_over_changes(
                     else _better(sub, smallest, finish(sub, found, "misocp", name, gap, 0.0), gap)
                 )
             elif live is not None and k >= 1:
-                live.drop_slack_cuts()  # the cuts of the earlier K slowed every later K's first LP
+                if not live.polish_cheap(problem.n):
+                    # the earlier K's cuts slowed every later K's first LP; a small model's sweep needs them
+                    # (paper-style n = 1,000: 1.6 s -> 2.0 s with them dropped)
+                    live.drop_slack_cuts()
                 live.set_max_changes(k)
                 small = live.polish_cheap(problem.n)  # an exact QP over every activity is cheap: a small model
                 # what a dive may borrow from the later points (their shares, less this one's)
