@@ -316,13 +316,20 @@ def test_pareto_sweep_starts_at_the_fewest_changes_of_a_plan_when_the_floor_is_l
 
 
 @pytest.mark.parametrize("spec", [InstanceSpec(150, "strong", 0.2, 0.5, 6), InstanceSpec(150, "weak", 0.1, 0.2, 7)])
-def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_still_holds(spec: InstanceSpec) -> None:
+def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_still_holds(
+    spec: InstanceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dmplan.solver.mix.backends.oa import OAOptions
 
     problem = paper_instance(spec)
     # polish_limit 0: every exact QP counts as expensive, as on the retailer case, so the dive runs after the root
     oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0))
+    dropped: list[int] = []
+    drop = oa.drop_slack_cuts
+    monkeypatch.setattr(oa, "drop_slack_cuts", lambda: dropped.append(drop()) or dropped[-1])
     outcome = oa.solve(gap=1e-6)
+    # the first MILP round started without the cuts slack at the root, and the proof below still holds
+    assert len(dropped) == 1 and dropped[0] > 0
     exact = solve(problem, gap=1e-7)
     assert exact.objective is not None and outcome.change is not None
     # the root leaves a gap on both, so the dive runs; its plan is a real plan, never above the optimum
