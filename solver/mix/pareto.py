@@ -26,7 +26,7 @@ used):
    3.4% to 0.21%, K = 470 from 4.3% to 0.09%).
 4. **Flat stretches.** On a large model a point goes without a solve of its own where the bound fell by less than
    FLAT_BELOW of the gap per grid step between the last two points solved (:func:`_flat`): it takes the next
-   smaller K's plan and the tangent bounds in the clean-up, and its 2-3 s of root LP go to the smaller K.
+   smaller K's plan and the tangent bounds in the clean-up, and its 1-2 s of root go to the smaller K.
 5. **Plans everywhere they exist.** Afterwards a point without a plan, or with a worse one, takes the best
    plan of any smaller K, or of the next larger K cut down to K.
 
@@ -445,14 +445,11 @@ def pareto_over_changes(
     background: BackgroundSecant | None = None
     solved: list[tuple[int, float]] = []  # (position in ks, proven bound) of the points solved, in sweep order
     skipped: set[int] = set()  # positions left to the next smaller K's plan (see _flat)
+    # a large model: an exact QP over every activity is not cheap (the retailer case), so its points run the root
+    # and the heuristics of _solve_point, and the steps below that pay only there
+    large = live is not None and not live.polish_cheap(problem.n)
     remaining = left()
-    if (
-        live is not None
-        and remaining is not None
-        and remaining >= FIRST_MIN
-        and len(ks) >= 3
-        and not live.polish_cheap(problem.n)
-    ):
+    if live is not None and large and remaining is not None and remaining >= FIRST_MIN and len(ks) >= 3:
         smallest, background = _smallest_first(live.options, problem, floor, starts, ks[:2], remaining, gap, name)
         tangents[ks[0]] = smallest.bound if smallest.bound is not None else math.inf
         if progress is not None:
@@ -482,7 +479,7 @@ def pareto_over_changes(
             warm = _best_fitting(problem, [*([] if warm is None else [warm]), *starts], k)
             rest = None if share is None else max(0.0, share - (time.perf_counter() - began))
             position = len(ks) - 1 - index
-            if live is not None and not live.polish_cheap(problem.n) and _flat(ks, position, solved, skipped, gap):
+            if large and _flat(ks, position, solved, skipped, gap):
                 # the next smaller K's plan and the earlier K's tangents will hold this K within the gap
                 flat = BackendOutcome(Status.TIME_LIMIT, bound=tangents.get(k), message=FLAT_MESSAGE)
                 result = finish(sub, flat, "misocp", name, gap, 0.0)
@@ -497,20 +494,19 @@ def pareto_over_changes(
                     else _better(sub, smallest, finish(sub, found, "misocp", name, gap, 0.0), gap)
                 )
             elif live is not None and k >= 1:
-                if not live.polish_cheap(problem.n):
+                if large:
                     # the earlier K's cuts slowed every later K's first LP; a small model's sweep needs them
                     # (paper-style n = 1,000: 1.6 s -> 2.0 s with them dropped)
                     live.drop_slack_cuts()
                 live.set_max_changes(k)
-                small = live.polish_cheap(problem.n)  # an exact QP over every activity is cheap: a small model
                 # what a dive may borrow from the later points (their shares, less this one's)
                 lend = None if remaining is None or share is None else DIVE_BORROW * max(0.0, remaining - share)
-                result = _solve_point(live, sub, floor, warm, rest, gap, name, small, lend)
+                result = _solve_point(live, sub, floor, warm, rest, gap, name, not large, lend)
                 _add_tangents(tangents, live, ks)
                 if smallest is not None and k == ks[0]:
                     result = _better(sub, result, smallest, gap)
                 spare = None if share is None else share - (time.perf_counter() - began)
-                if result.status == Status.FEASIBLE and small and (spare is None or spare > MIN_RETRY):
+                if result.status == Status.FEASIBLE and not large and (spare is None or spare > MIN_RETRY):
                     # the live model stopped short of the gap with time to spare (its MILP rounds stall on some K
                     # of small models): a fresh solve of this K from the best plan so far (not on a large model,
                     # whose cold root alone takes seconds)
@@ -565,9 +561,8 @@ def _flat(ks: list[int], position: int, solved: list[tuple[int, float]], skipped
     Where the revenue curve is flat the plan of the next smaller K is within the gap at this K too: the bound
     fell by less than FLAT_BELOW of the gap per grid step between the last two points solved (it falls faster
     as K shrinks, by about a third per step on the retailer cases, hence the margin). Never two points in a row,
-    nor the largest K, nor the two smallest (the background's). Each solve there takes 2-3 s of re-solving the
-    root LP, which the smaller K need more (unseen seed 2: its mid points' roots took all their 3.3 s and left
-    no time for the rounding).
+    nor the largest K, nor the two smallest (the background's). Each solve there takes 1-2 s of root (retailer
+    cases, with the slack cuts dropped before each K), which the smaller K need more.
     """
     if position >= len(ks) - 1 or position <= 1 or position + 1 in skipped or len(solved) < 2:
         return False
