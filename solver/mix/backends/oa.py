@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.local import SearchStats, improve
 from dmplan.solver.mix.mir import MirSeparator
 from dmplan.solver.mix.model import MixProblem, check_plan, regions
+from dmplan.solver.mix.neighbourhood import NeighbourhoodSearch, NeighbourhoodStats
 from dmplan.solver.mix.qp import linear_rows, solve_box_qp
 
 INF = highspy.kHighsInf
@@ -126,6 +129,9 @@ class OAOptions:
     mir_tolerance: float = 1e-7
     #: on a large model, the c-MIR rounds before the root heuristics (True) or only once they leave the gap open
     mir_first: bool = True
+    #: while a worker round proves the bound, search neighbourhoods of the incumbent in this process
+    #: (:mod:`dmplan.solver.mix.neighbourhood`) on a machine with at least two cores
+    neighbourhood_search: bool = True
 
 
 @dataclass
@@ -206,6 +212,10 @@ class OuterApproximation:
         self._root_duals: np.ndarray | None = None  #: row duals of the last root LP (for :meth:`bounds_at`)
         self.root_values: np.ndarray | None = None  #: column values of the last root LP (heuristics search near it)
         self.search_stats = SearchStats()  #: what the last local search did
+        self.neighbourhood_stats = NeighbourhoodStats()  #: what the last neighbourhood search did
+        # plans come from two threads during a worker round (the worker's, polished here, and the neighbourhood
+        # search's): taking one and polishing on the LP twin happen under this lock
+        self._plan_lock = threading.RLock()
         self.dive_value: float | None = None  #: revenue of the last dive's plan (None: no dive ended in a plan)
         self.root_seconds = 0.0  #: seconds of the last solve's root (LP rounds and rounding)
 
@@ -415,10 +425,11 @@ class OuterApproximation:
         if not check_plan(self.problem, change).ok:
             return False
         value = self.problem.revenue(change)
-        if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
-            self.incumbent, self.incumbent_value = change, value
-            self._last_better = time.perf_counter()
-            return True
+        with self._plan_lock:
+            if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
+                self.incumbent, self.incumbent_value = change, value
+                self._last_better = time.perf_counter()
+                return True
         return False
 
     def _incumbent_or_none(self) -> float | None:
@@ -597,15 +608,22 @@ class OuterApproximation:
         seconds = max(0.0, left - GRACE - WRAP_UP) if math.isfinite(left) else None
         round_clock = Clock(seconds)
 
+        def take(change: np.ndarray) -> None:
+            with self._plan_lock:
+                self.offer(change)
+                if round_clock.remaining() > 0:
+                    polished = self._polish(change, round_clock)
+                    if polished is not None:
+                        self.offer(polished)
+
         def on_plan(values: np.ndarray, latest: bool) -> None:
             self._round_points.append(values)
             change = self.model.decode(values, self.problem)
-            self.offer(change)
             # the polish runs here while the child searches on; of a burst of plans only the latest is polished
-            if latest and round_clock.remaining() > 0:
-                polished = self._polish(change, round_clock)
-                if polished is not None:
-                    self.offer(polished)
+            if latest:
+                take(change)
+            else:
+                self.offer(change)
             self._report("oa MILP round: new plan")
 
         def stop(bound: float) -> bool:
@@ -615,9 +633,19 @@ class OuterApproximation:
 
         options = {"output_flag": self.options.verbose}
         model = MilpArrays.from_highs(self.highs, integer)
-        return worker.run(
-            model, start=start, seconds=seconds, gap=0.5 * gap, options=options, on_plan=on_plan, stop=stop
-        )
+        search = None
+        if self.options.neighbourhood_search and _cores() >= 2 and self.incumbent is not None:
+            margins = None if self._root_duals is None else choice_margins(self.problem, self.model, self._root_duals)
+            # it ends with the round's search time, so that stopping it costs no time after the round
+            until = time.perf_counter() + (seconds if seconds is not None else math.inf)
+            search = NeighbourhoodSearch(self.problem, self.model, model, margins, lambda: self.incumbent, take, until)
+        try:
+            return worker.run(
+                model, start=start, seconds=seconds, gap=0.5 * gap, options=options, on_plan=on_plan, stop=stop
+            )
+        finally:
+            if search is not None:
+                self.neighbourhood_stats = search.stop()
 
     def _lp_rounds(
         self,
@@ -1148,6 +1176,11 @@ class OuterApproximation:
             root_bound=self.root_bound,
             extra={"cuts": float(self.pool.count)},
         )
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def solve(
