@@ -224,3 +224,27 @@ def test_oa_reports_progress_through_a_silent_milp_round(monkeypatch: pytest.Mon
     assert objectives and all(o1 >= o0 for o0, o1 in itertools.pairwise(objectives))
     assert objectives[-1] == pytest.approx(final)
     assert all(r.fraction is not None and 0.0 <= r.fraction <= 1.0 for r in reports)
+
+
+def test_worker_run_from_a_start_returns_the_better_plan_not_the_start() -> None:
+    """highspy 1.16 can hand back the MIP start's vector with a better plan's objective (a 6-activity mix model
+    presolved to 3 columns): the worker's plan must be the one whose objective it reports."""
+    from dmplan.solver.mix import brute_force
+    from dmplan.solver.mix.generator import random_small
+
+    problem = random_small(np.random.default_rng(66824), 6)
+    oracle = brute_force(problem)
+    assert oracle.objective is not None
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    oa.solve(gap=1e-9)  # the root's cuts
+    integer = np.flatnonzero(oa.model.integer)
+    model = MilpArrays.from_highs(oa.highs, integer)
+    start = oa.model.encode(np.zeros(problem.n), problem)  # the baseline: feasible, 1.5% below the optimum
+    worker = MilpWorker()
+    try:
+        run = worker.run(model, start=start, seconds=20.0, gap=1e-9)
+    finally:
+        worker.close()
+    assert run.solution is not None
+    assert float(model.cost @ run.solution + model.offset) == pytest.approx(run.objective, rel=1e-9)
+    assert problem.revenue(oa.model.decode(run.solution, problem)) == pytest.approx(oracle.objective, rel=1e-7)

@@ -43,7 +43,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, returned_the_start, set_time_limit
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
@@ -577,6 +577,9 @@ class OuterApproximation:
         self._round_clock, self._round_gap = clock, gap
         try:
             status = self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
+            if start is not None and returned_the_start(self.highs):
+                self.highs.clearSolver()
+                status = self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
         finally:
             self._round_clock, self._round_gap = None, None
         info = self.highs.getInfo()
