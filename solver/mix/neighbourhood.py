@@ -45,6 +45,9 @@ MAX_SHARE = 0.25  #: at most this share of the activities is free in one step
 #: activities and 4-6 s per step reached 3,390,071-3,390,073 in 60 s; 600 free and 8 s reached 3,390,014 (most
 #: steps ended in HiGHS's root cut loop); 150 free with 6 s found 3,389,967 (too little room per step)
 STEP_SECONDS = 5.0
+#: no step starts with less time than this before the search's end: HiGHS's presolve of the full-size MILP takes
+#: 0.2-0.3 s without a callback, which ran past the end (a 100 s solve returned after 100.4 s)
+MIN_STEP_SECONDS = 1.0
 GROW = 1.25
 SHRINK = 0.8
 #: HiGHS's relative gap inside a neighbourhood: the gains sought are 1e-5 of the revenue and less
@@ -136,7 +139,7 @@ class NeighbourhoodSearch:
     def _run(self) -> None:
         began = time.perf_counter()
         kinds = [self._by_margin, self._by_rules] if self._rules else [self._by_margin]
-        while not self._stop.is_set() and time.perf_counter() < self._until:
+        while not self._stop.is_set() and time.perf_counter() < self._until - MIN_STEP_SECONDS:
             plan = self._incumbent()
             if plan is None:
                 break
