@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+def seconds_until(deadline: float | None) -> float | None:
+    """Seconds from now until ``deadline`` (a ``time.perf_counter`` instant; None: no limit), at least 0.01: a
+    solver's time limit, where 0 or a negative value would mean none or fail."""
+    return None if deadline is None else max(0.01, deadline - time.perf_counter())
 
 
 class Status(enum.StrEnum):

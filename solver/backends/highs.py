@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -186,6 +186,22 @@ def build(program: LinearProgram) -> highspy.Highs:
         maximize=program.maximize,
     ).to_highs(h)
     return h
+
+
+def stop_when(highs: highspy.Highs, stop: Callable[[], bool]) -> None:
+    """Interrupt every run of ``highs`` at its next callback once ``stop()`` is true.
+
+    HiGHS checks its own time limit only between some phases (its root cut rounds on a large model overran it
+    by a minute); its interrupt callbacks fire far more often. The flag is written both ways, as HiGHS keeps it
+    between runs.
+    """
+
+    def interrupt(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
+        event.interrupt(stop())
+
+    highs.cbMipInterrupt += interrupt
+    highs.cbSimplexInterrupt += interrupt
+    highs.cbIpmInterrupt += interrupt
 
 
 def set_time_limit(highs: highspy.Highs, seconds: float | None) -> None:

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from dmplan.solver.backends.highs import HighsOptions, new_highs, set_time_limit, termination
 from dmplan.solver.backends.highs import solve as solve_highs
-from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status
+from dmplan.solver.common import Certificate, Progress, ProgressCallback, Status, seconds_until
 from dmplan.solver.coupon.checks import check_assignment, customer_minimums
 from dmplan.solver.coupon.chunks import Duals
 from dmplan.solver.coupon.model import CouponProblem, CustomerList, CustomerResult
@@ -288,7 +288,7 @@ def solve_classes(
     minimum = customer_minimums(problem, sizes)
 
     def remaining() -> float | None:
-        return None if deadline is None else max(0.01, deadline - time.perf_counter())
+        return seconds_until(deadline)
 
     def report(message: str, objective: float | None = None, bound: float | None = None) -> None:
         if progress is not None:

@@ -40,7 +40,15 @@ import numpy as np
 
 from dmplan.solver.backends.highs import new_highs, set_time_limit, termination
 from dmplan.solver.backends.highs import solve as solve_highs
-from dmplan.solver.common import Certificate, FeasibilityCheck, Progress, ProgressCallback, Status, ViolationLog
+from dmplan.solver.common import (
+    Certificate,
+    FeasibilityCheck,
+    Progress,
+    ProgressCallback,
+    Status,
+    ViolationLog,
+    seconds_until,
+)
 from dmplan.solver.coupon import chunks as ch
 from dmplan.solver.coupon.checks import customer_minimums
 from dmplan.solver.coupon.customers import Classes, _program
@@ -291,7 +299,9 @@ def _solve_level(
         lp.add(ch.Rows.concat([p.free for p in parts], D), center, window)
         short_rounds = 0
         while True:
-            status, x, duals, feasible = lp.solve(minimum - fixed.counts, budget - fixed.settled_spend, _left(until))
+            status, x, duals, feasible = lp.solve(
+                minimum - fixed.counts, budget - fixed.settled_spend, seconds_until(until)
+            )
             if status != Status.OPTIMAL or x is None or duals is None or _past(until):
                 return None, passes
             # the most beaten join the LP: at most as many as it holds (its size at most doubles a
@@ -545,11 +555,6 @@ def _spend_floor(
         return None
 
 
-def _left(until: float | None) -> float | None:
-    """Seconds until ``until`` (a ``time.perf_counter`` instant; None: no limit), at least 0.01: a solver's limit."""
-    return None if until is None else max(0.01, until - time.perf_counter())
-
-
 def _past(until: float | None) -> bool:
     return until is not None and time.perf_counter() > until
 
@@ -622,7 +627,10 @@ def _round(
         # (no looser than 1e-6 of the bound: what rounding costs stays out of sight at any gap asked)
         target = min(gap, ROUND_GAP)
         sol = solve_highs(
-            mip, time_limit=_left(until), gap=target, options={"mip_abs_gap": target * max(1.0, abs(bound)) / 10}
+            mip,
+            time_limit=seconds_until(until),
+            gap=target,
+            options={"mip_abs_gap": target * max(1.0, abs(bound)) / 10},
         )
         nodes += sol.iterations
         if sol.x is not None:

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
 
+from dmplan.solver.common import seconds_until
 from dmplan.solver.mix.model import MixProblem, Regions, check_plan, region_of, regions
 from dmplan.solver.mix.qp import LinearRows, linear_rows, solve_box_qp
 
@@ -193,7 +194,7 @@ def improve(
             tried.add(key)
             done += 1
             lo, hi = bounds_of(problem, reg, trial)
-            plan = solve_box_qp(problem, lo, hi, rows, time_limit=max(0.01, deadline - time.perf_counter()))
+            plan = solve_box_qp(problem, lo, hi, rows, time_limit=seconds_until(deadline))
             stats.evaluated += 1
             if tick is not None:
                 tick()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit, stop_when
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.model import MixProblem
 
@@ -117,9 +117,7 @@ class NeighbourhoodSearch:
         self._highs = new_highs()
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("mip_rel_gap", STEP_GAP)
-        self._highs.cbMipInterrupt += self._interrupt
-        self._highs.cbSimplexInterrupt += self._interrupt
-        self._highs.cbIpmInterrupt += self._interrupt
+        stop_when(self._highs, lambda: self._stop.is_set() or time.perf_counter() >= self._deadline)
         milp.to_highs(self._highs)
         self._deadline = math.inf
         self._until = until
@@ -131,10 +129,6 @@ class NeighbourhoodSearch:
         self._stop.set()
         self._thread.join()
         return self.stats
-
-    def _interrupt(self, event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
-        # written both ways: HiGHS keeps the flag between runs
-        event.interrupt(self._stop.is_set() or time.perf_counter() >= self._deadline)
 
     def _run(self) -> None:
         began = time.perf_counter()
@@ -177,7 +171,7 @@ class NeighbourhoodSearch:
         h.setSolution(values.size, np.arange(values.size, dtype=np.int32), values)
         start = float(self._milp.cost @ values + self._milp.offset)
         self._deadline = min(time.perf_counter() + STEP_SECONDS, self._until)
-        set_time_limit(h, max(0.01, self._deadline - time.perf_counter()))
+        set_time_limit(h, self._deadline - time.perf_counter())
         try:
             h.run()
             status = h.getModelStatus()

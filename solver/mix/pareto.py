@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
-from dmplan.solver.common import Progress, ProgressCallback, Status
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit, stop_when
+from dmplan.solver.common import Progress, ProgressCallback, Status, seconds_until
 from dmplan.solver.mix.api import DEFAULT_SOLVER, finish, formulate, solve
 from dmplan.solver.mix.backends.base import BackendOutcome
 from dmplan.solver.mix.model import MixProblem, MixResult, check_plan, regions
@@ -310,13 +310,8 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", 0.01)
     deadline = math.inf if time_limit is None else began + time_limit
-
-    def interrupt(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
-        if time.perf_counter() >= deadline:  # HiGHS checks its own limit only between some phases
-            event.interrupt()
-
-    highs.cbMipInterrupt += interrupt
-    set_time_limit(highs, None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began)))
+    stop_when(highs, lambda: time.perf_counter() >= deadline)
+    set_time_limit(highs, None if time_limit is None else deadline - time.perf_counter())
     arrays.to_highs(highs)
     highs.run()
     if highs.getInfo().primal_solution_status != 2:
@@ -325,7 +320,7 @@ def fewest_changes_plan(problem: MixProblem, floor: ChangesFloor, time_limit: fl
     unlimited = problem.with_max_changes(None)
     if not check_plan(unlimited, plan).ok:
         return None
-    rest = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began))
+    rest = seconds_until(None if time_limit is None else began + time_limit)
     polished = polish_regions(unlimited, plan, rest)
     return polished if polished is not None and problem.revenue(polished) > problem.revenue(plan) else plan
 

@@ -20,8 +20,9 @@ import time
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit, stop_when
 from dmplan.solver.backends.highs_worker import MilpWorker, WorkerFailed
+from dmplan.solver.common import seconds_until
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.model import MixProblem, check_plan
 from dmplan.solver.mix.qp import polish_regions
@@ -75,14 +76,8 @@ def secant_plan(
     highs.setOptionValue("mip_rel_gap", SECANT_GAP)
     # the polish after the MILP takes about a fifth of the time (an exact QP over the chosen regions)
     deadline = math.inf if time_limit is None else began + 0.8 * time_limit
-
-    def interrupt(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
-        if time.perf_counter() >= deadline:  # HiGHS checks its own limit only between some phases
-            event.interrupt()
-
-    highs.cbMipInterrupt += interrupt
-    seconds = None if time_limit is None else max(0.01, deadline - time.perf_counter())
-    set_time_limit(highs, seconds)
+    stop_when(highs, lambda: time.perf_counter() >= deadline)
+    set_time_limit(highs, None if time_limit is None else deadline - time.perf_counter())
     arrays.to_highs(highs)
     if start is not None:
         values = model.encode(start, problem)
@@ -90,7 +85,7 @@ def secant_plan(
     highs.run()
     if highs.getInfo().primal_solution_status != 2:
         return None
-    rest = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - began))
+    rest = seconds_until(None if time_limit is None else began + time_limit)
     return _polished(problem, model, np.asarray(highs.getSolution().col_value, dtype=float), rest)
 
 
@@ -208,7 +203,7 @@ class BackgroundSecant:
         self.close()
         found = []
         for (problem, _), values in zip(self._jobs, self._values, strict=True):
-            rest = None if seconds is None else max(0.01, seconds - (time.perf_counter() - began))
+            rest = seconds_until(None if seconds is None else began + seconds)
             plan = None if values is None else _polished(problem, self.model, values, rest)
             found += [] if plan is None else [plan]
         return found
