@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, set_time_limit, stop_when
+from dmplan.solver.backends.highs import MilpArrays, new_highs, returned_the_start, set_time_limit, stop_when
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.model import MixProblem
 
@@ -56,10 +56,11 @@ STEP_GAP = 1e-9
 
 @dataclass
 class NeighbourhoodStats:
-    """What the search did: steps run, steps whose plan was better on the MILP's objective, seconds."""
+    """What the search did: steps run, steps whose plan was handed on, seconds."""
 
     steps: int = 0
     better: int = 0
+    restarts: int = 0  #: steps run again without the start, which HiGHS had handed back for a better plan
     seconds: float = 0.0
 
 
@@ -114,13 +115,13 @@ class NeighbourhoodSearch:
         self._rules = [np.flatnonzero(rule.weights != 0) for rule in problem.rules]
         self._size = float(FIRST_SIZE)
         self._stop = threading.Event()
+        self._deadline = math.inf  #: the running step's end
+        self._until = until
         self._highs = new_highs()
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("mip_rel_gap", STEP_GAP)
         stop_when(self._highs, lambda: self._stop.is_set() or time.perf_counter() >= self._deadline)
         milp.to_highs(self._highs)
-        self._deadline = math.inf
-        self._until = until
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -174,6 +175,10 @@ class NeighbourhoodSearch:
         set_time_limit(h, self._deadline - time.perf_counter())
         try:
             h.run()
+            if returned_the_start(h) and time.perf_counter() < self._deadline:
+                self.stats.restarts += 1
+                h.clearSolver()
+                h.run()
             status = h.getModelStatus()
             info = h.getInfo()
             solution = h.getSolution()

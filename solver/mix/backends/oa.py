@@ -26,7 +26,10 @@ over the cuts over-estimates the concave revenue: its optimum (LP) or proven dua
 Every plan is feasible for the original problem (the cuts only touch ``t``), so its true revenue is a
 lower bound. HiGHS's time limit is backed by interrupt callbacks at a hard deadline; with a time limit
 set, a large model's MILP rounds run in a worker process (:mod:`dmplan.solver.backends.highs_worker`) that is
-killed at the deadline, because HiGHS checks neither inside its root cut rounds.
+killed at the deadline, because HiGHS checks neither inside its root cut rounds. While the worker proves the
+bound, this process searches neighbourhoods of the incumbent on the second core
+(:mod:`dmplan.solver.mix.neighbourhood`): on the retailer case HiGHS's own round finds no plan after its first
+second.
 """
 
 from __future__ import annotations
