@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -341,6 +342,32 @@ def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_stil
     assert check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
     assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+
+def test_a_solve_with_no_time_left_for_a_milp_round_skips_the_cut_drop_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The drop of the slack cuts before the first MILP round costs seconds on a large model; with too little of
+    the limit left for a round it must not run (a 10 s retailer solve returned after 10.03 s)."""
+    from dmplan.solver.backends.highs_worker import GRACE
+    from dmplan.solver.mix.backends import oa as oa_backend
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    problem = paper_instance(InstanceSpec(1000, "strong", 0.2, 0.2, 0))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0, isolate_min_vars=0))
+    needed = GRACE + oa_backend.WRAP_UP + oa_backend.MIN_WORKER_SEARCH
+    dropped: list[int] = []
+    monkeypatch.setattr(oa, "drop_slack_cuts", lambda: dropped.append(1) or 0)
+
+    def slow_dive(values: np.ndarray, clock: object) -> None:  # the root's heuristics use the time up to the round
+        while clock.remaining() > 0.5 * needed:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+
+    monkeypatch.setattr(oa, "_dive", slow_dive)
+    outcome = oa.solve(time_limit=3.0, gap=1e-9)
+    assert dropped == []
+    assert outcome.message == "time limit"
+    assert outcome.change is not None and check_plan(problem, outcome.change).ok
 
 
 def test_live_model_solves_again_after_a_run_it_interrupted() -> None:

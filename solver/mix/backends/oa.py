@@ -1105,8 +1105,13 @@ class OuterApproximation:
             isolate = start_worker()  # a no-op when it runs already
         stalled = 0
         previous_upper = self._upper
+        # a round needs this much of the clock (with the worker: its start-up grace and the wrap-up after it)
+        needed = GRACE + WRAP_UP + MIN_WORKER_SEARCH if isolate else 0.0
         while rounds < options.max_rounds:
             rounds += 1
+            if clock.remaining() <= needed:  # before the cut drop below, which costs a 10 s solve 0.5 s for no round
+                message = "time limit"
+                break
             if rounds == 1 and not small and self.incumbent is not None:
                 # on a large model HiGHS spends the round in its root cut loop (retailer seed 2: no node in 90 s,
                 # 6 s per separation round), whose rounds slow with the rows: the added cuts slack at the root LP
@@ -1114,10 +1119,10 @@ class OuterApproximation:
                 # 3,391,047; the initial tangents stay (dropping the slack ones too: 3,391,299)
                 self.drop_slack_cuts()
                 self._cuts_at_plan(self.incumbent)
+                if clock.remaining() <= needed:
+                    message = "time limit"
+                    break
             pool_before = self.pool.count
-            if clock.remaining() <= (GRACE + WRAP_UP + MIN_WORKER_SEARCH if isolate else 0.0):
-                message = "time limit"
-                break
             self._round_points = []
             run = self._milp_round(clock, gap, integer, isolate)
             if run.status == highspy.HighsModelStatus.kInfeasible:
