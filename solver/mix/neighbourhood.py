@@ -6,9 +6,8 @@ the first second of a 85 s round) and the parent process only waits. This search
 frees the region binaries *and* the changes of a few hundred activities, fixes every other activity at the
 incumbent, and lets HiGHS solve that small MILP over the same cuts (seconds: the fixed activities' rows vanish in
 presolve), started from the incumbent. A plan in other regions and better on the MILP's objective goes to
-``improve``, which polishes
-it exactly over all activities and keeps it when its true revenue is better. The next step starts from the
-incumbent then, whoever found it.
+``improve``, which polishes it over all activities (the solver's polish) and keeps it when its true revenue is
+better. The next step starts from the incumbent then, whoever found it.
 
 Two neighbourhoods take turns:
 
