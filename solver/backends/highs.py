@@ -277,3 +277,13 @@ def returned_the_start(highs: highspy.Highs) -> bool:
     objective = float(info.objective_function_value)
     own = float(np.dot(lp.col_cost_, solution.col_value)) + float(lp.offset_)
     return abs(own - objective) > 1e-9 * max(1.0, abs(objective))
+
+
+def rerun_without_start(highs: highspy.Highs, run: Callable[[], object]) -> bool:
+    """After a run of ``highs`` started from a MIP start: when HiGHS handed the start back for a better plan
+    (:func:`returned_the_start`), clear it and call ``run`` again; True when it ran again."""
+    if not returned_the_start(highs):
+        return False
+    highs.clearSolver()
+    run()
+    return True

@@ -34,7 +34,7 @@ from typing import Any
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, returned_the_start, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, new_highs, rerun_without_start, set_time_limit
 
 #: seconds the parent waits beyond a run's time limit before it kills the child
 GRACE = 0.3
@@ -327,9 +327,8 @@ def _run(
     h.cbIpmInterrupt += interrupt
     h.cbMipImprovingSolution += improving
     h.run()
-    if start is not None and not state["stop"] and returned_the_start(h):
-        h.clearSolver()
-        h.run()
+    if start is not None and not state["stop"]:
+        rerun_without_start(h, h.run)
     info = h.getInfo()
     solution = h.getSolution()
     values = np.asarray(solution.col_value) if info.primal_solution_status == 2 and solution.value_valid else None

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, returned_the_start, set_time_limit, stop_when
+from dmplan.solver.backends.highs import MilpArrays, new_highs, rerun_without_start, set_time_limit, stop_when
 from dmplan.solver.mix.formulation import ConicModel
 from dmplan.solver.mix.model import MixProblem
 
@@ -110,7 +110,8 @@ class NeighbourhoodSearch:
             margins = np.zeros(problem.n)
         finite = margins[self._choice][np.isfinite(margins[self._choice])]
         self._margins = margins
-        self._noise = float(np.median(finite)) if finite.size and np.median(finite) > 0 else 1.0
+        median = float(np.median(finite)) if finite.size else 0.0
+        self._noise = median if median > 0 else 1.0
         self._rules = [np.flatnonzero(rule.weights != 0) for rule in problem.rules]
         self._size = float(FIRST_SIZE)
         self._stop = threading.Event()
@@ -174,10 +175,8 @@ class NeighbourhoodSearch:
         set_time_limit(h, self._deadline - time.perf_counter())
         try:
             h.run()
-            if returned_the_start(h) and time.perf_counter() < self._deadline:
+            if time.perf_counter() < self._deadline and rerun_without_start(h, h.run):
                 self.stats.restarts += 1
-                h.clearSolver()
-                h.run()
             status = h.getModelStatus()
             info = h.getInfo()
             solution = h.getSolution()

@@ -20,7 +20,7 @@ import time
 import highspy
 import numpy as np
 
-from dmplan.solver.backends.highs import MilpArrays, new_highs, returned_the_start, set_time_limit, stop_when
+from dmplan.solver.backends.highs import MilpArrays, new_highs, rerun_without_start, set_time_limit, stop_when
 from dmplan.solver.backends.highs_worker import MilpWorker, WorkerFailed
 from dmplan.solver.common import seconds_until
 from dmplan.solver.mix.formulation import ConicModel
@@ -83,9 +83,8 @@ def secant_plan(
         values = model.encode(start, problem)
         highs.setSolution(values.size, np.arange(values.size, dtype=np.int32), values)
     highs.run()
-    if start is not None and returned_the_start(highs) and time.perf_counter() < deadline:
-        highs.clearSolver()
-        highs.run()
+    if start is not None and time.perf_counter() < deadline:
+        rerun_without_start(highs, highs.run)
     if highs.getInfo().primal_solution_status != 2:
         return None
     rest = seconds_until(None if time_limit is None else began + time_limit)

@@ -46,7 +46,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, returned_the_start, set_time_limit
+from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, rerun_without_start, set_time_limit
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
@@ -146,6 +146,12 @@ class _CutPool:
     #: initial tangents and the c-MIR cuts)
     row_cone: list[int] = field(default_factory=list)
     row_point: list[float] = field(default_factory=list)
+
+    def rows_added(self, cones: list[int], points: list[float]) -> None:
+        """Record rows just added to both HiGHS copies (``cones``: -1 for rows that stay); every site that adds
+        rows must, or :meth:`OuterApproximation.drop_slack_cuts` finds the counts apart and drops nothing."""
+        self.row_cone += cones
+        self.row_point += points
 
 
 class OuterApproximation:
@@ -262,14 +268,15 @@ class OuterApproximation:
         drop = basic & (cone >= 0)
         if not drop.any():
             return 0
-        for j, point in zip(cone[drop].tolist(), np.asarray(self.pool.row_point)[drop].tolist(), strict=True):
+        point_of = np.asarray(self.pool.row_point)
+        for j, point in zip(cone[drop].tolist(), point_of[drop].tolist(), strict=True):
             self.pool.points[j].discard(round(point, 12))
         index = (first + np.flatnonzero(drop)).astype(np.int32)
         for h in (self.highs, self.lp):
             h.deleteRows(index.size, index)
         keep = np.concatenate([np.ones(first, dtype=bool), ~drop])
         self.pool.row_cone = cone[keep[first:]].tolist()
-        self.pool.row_point = np.asarray(self.pool.row_point)[keep[first:]].tolist()
+        self.pool.row_point = point_of[keep[first:]].tolist()
         self.pool.count -= index.size
         if self._root_duals is not None:
             # the root's duals (of the rows it had) stay with their rows for bounds_at
@@ -380,8 +387,7 @@ class OuterApproximation:
         for h in (self.highs, self.lp):
             h.addRows(js.size, lower, upper, index.size, starts, index, value)
         self.pool.count += js.size
-        self.pool.row_cone += keep_cones if removable else [-1] * js.size
-        self.pool.row_point += keep_points
+        self.pool.rows_added(keep_cones if removable else [-1] * js.size, keep_points)
         return int(js.size)
 
     def _add_initial_cuts(self) -> None:
@@ -577,12 +583,15 @@ class OuterApproximation:
         self.highs.clearSolver()
         if start is not None:
             self.highs.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+
+        def run() -> highspy.HighsModelStatus:
+            return self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
+
         self._round_clock, self._round_gap = clock, gap
         try:
-            status = self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
-            if start is not None and returned_the_start(self.highs):
-                self.highs.clearSolver()
-                status = self._run(self.highs, clock, 0.5 * gap, reserve=self.options.reserve)
+            status = run()
+            if start is not None and rerun_without_start(self.highs, run):
+                status = self.highs.getModelStatus()
         finally:
             self._round_clock, self._round_gap = None, None
         info = self.highs.getInfo()
@@ -726,8 +735,7 @@ class OuterApproximation:
             for cut in cuts:
                 for h in (self.highs, self.lp):
                     h.addRow(-INF, cut.upper, cut.columns.size, cut.columns, cut.values)
-            self.pool.row_cone += [-1] * len(cuts)
-            self.pool.row_point += [0.0] * len(cuts)
+            self.pool.rows_added([-1] * len(cuts), [0.0] * len(cuts))
             before = self.root_bound
             status = self._lp_rounds(clock)
             if status == highspy.HighsModelStatus.kOptimal:
