@@ -344,6 +344,72 @@ def test_oa_dive_on_the_large_model_path_gives_a_checked_plan_and_the_proof_stil
     assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
 
 
+def test_the_rounding_on_a_copy_of_the_lp_twin_gives_the_twins_plan_and_leaves_the_twin_alone() -> None:
+    """The root rounding runs in a thread on a copy of the LP twin while the dive runs on the twin: the copy must
+    give the plan the twin gives from the same LP point, and neither the twin nor the cut pool may see its cuts."""
+    from dmplan.solver.mix.backends.base import Clock
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    problem = paper_instance(InstanceSpec(150, "strong", 0.2, 0.5, 6))
+    # the root and its rounding only (no dive, no MILP round); polish_limit 0: the rounding polishes on the LP
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0, dive_step=0, max_rounds=0))
+    oa.solve(gap=1e-9)
+    assert oa.root_values is not None
+    rows, cuts, values = oa.lp.getNumRow(), oa.pool.count, oa.root_values.copy()
+    plans = []
+    for on_copy in (True, False):
+        oa.incumbent, oa.incumbent_value = None, -math.inf
+        oa._round_relaxation(values, Clock(None), oa._lp_copy(Clock(None)) if on_copy else None)
+        assert oa.incumbent is not None and check_plan(problem, oa.incumbent).ok
+        plans.append(oa.incumbent)
+        if on_copy:
+            assert (oa.lp.getNumRow(), oa.highs.getNumRow(), oa.pool.count) == (rows, rows, cuts)
+    on_copy, on_twin = plans
+    assert np.array_equal(np.sign(on_copy), np.sign(on_twin))
+    assert problem.revenue(on_copy) == pytest.approx(problem.revenue(on_twin), rel=1e-7)
+
+
+def test_a_large_model_rounds_in_a_thread_beside_the_dive_and_a_failure_there_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from dmplan.solver.mix.backends import oa as oa_backend
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    monkeypatch.setattr(oa_backend, "_cores", lambda: 2)  # as on the CI machine, also where it has one core
+    problem = paper_instance(InstanceSpec(150, "weak", 0.1, 0.2, 7))
+    exact = solve(problem, gap=1e-7)
+    assert exact.objective is not None
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0))
+    where: dict[str, str] = {}
+    fixed_lp_copy, dive = oa._fixed_lp_copy, oa._dive
+
+    def spy_copy(*args: object, **kwargs: object) -> object:
+        where["rounding"] = threading.current_thread().name
+        return fixed_lp_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_dive(*args: object, **kwargs: object) -> None:
+        where["dive"] = threading.current_thread().name
+        dive(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(oa, "_fixed_lp_copy", spy_copy)
+    monkeypatch.setattr(oa, "_dive", spy_dive)
+    outcome = oa.solve(gap=1e-6)
+    assert where["dive"] == threading.main_thread().name != where["rounding"]
+    assert outcome.change is not None and check_plan(problem, outcome.change).ok
+    assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
+    assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("rounding failed")
+
+    failing = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0))
+    monkeypatch.setattr(failing, "_fixed_lp_copy", broken)
+    with pytest.raises(RuntimeError, match="rounding failed"):
+        failing.solve(gap=1e-6)
+
+
 def test_a_solve_with_no_time_left_for_a_milp_round_skips_the_cut_drop_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

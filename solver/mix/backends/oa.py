@@ -39,14 +39,21 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from dmplan.solver.backends.highs import MilpArrays, bound_is_valid, new_highs, rerun_without_start, set_time_limit
+from dmplan.solver.backends.highs import (
+    MilpArrays,
+    bound_is_valid,
+    new_highs,
+    rerun_without_start,
+    set_time_limit,
+    stop_when,
+)
 from dmplan.solver.backends.highs_worker import GRACE, MilpRun, MilpWorker, WorkerFailed, shared_worker
 from dmplan.solver.common import ProgressCallback, Status, relative_gap
 from dmplan.solver.mix.backends.base import BackendOutcome, Clock, report
@@ -354,7 +361,6 @@ class OuterApproximation:
     def _add_cuts(self, cones: np.ndarray, points: np.ndarray, removable: bool = True) -> int:
         """Add tangent cuts ``t - 2 v y + v^2 z >= 0`` (or ``>= -v^2`` without ``z``); skip known ones.
         ``removable``: :meth:`drop_slack_cuts` may delete them."""
-        m = self.model
         keep_cones: list[int] = []
         keep_points: list[float] = []
         for j, v in zip(cones.tolist(), points.tolist(), strict=True):
@@ -367,8 +373,18 @@ class OuterApproximation:
             keep_points.append(v)
         if not keep_cones:
             return 0
-        js = np.asarray(keep_cones)
-        vs = np.asarray(keep_points)
+        rows = self._tangent_rows(np.asarray(keep_cones), np.asarray(keep_points))
+        for h in (self.highs, self.lp):
+            h.addRows(*rows)
+        self.pool.count += len(keep_cones)
+        self.pool.rows_added(keep_cones if removable else [-1] * len(keep_cones), keep_points)
+        return len(keep_cones)
+
+    def _tangent_rows(
+        self, js: np.ndarray, vs: np.ndarray
+    ) -> tuple[int, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+        """The tangent cuts of cones ``js`` at points ``vs`` as the arguments of HiGHS's ``addRows``."""
+        m = self.model
         z = m.cone_z[js]
         has_z = z >= 0
         nnz_per_row = np.where(has_z, 3, 2)
@@ -384,11 +400,7 @@ class OuterApproximation:
         value[zpos] = vs[has_z] ** 2
         lower = np.where(has_z, 0.0, -(vs**2))
         upper = np.full(js.size, INF)
-        for h in (self.highs, self.lp):
-            h.addRows(js.size, lower, upper, index.size, starts, index, value)
-        self.pool.count += js.size
-        self.pool.rows_added(keep_cones if removable else [-1] * js.size, keep_points)
-        return int(js.size)
+        return js.size, lower, upper, index.size, starts, index, value
 
     def _add_initial_cuts(self) -> None:
         m = self.model
@@ -444,11 +456,16 @@ class OuterApproximation:
     def _incumbent_or_none(self) -> float | None:
         return self.incumbent_value if self.incumbent is not None else None
 
+    def _still_open(self, clock: Clock, gap: float) -> bool:
+        """Whether the clock has time left and the incumbent is not yet within ``gap`` of the bound."""
+        closed = relative_gap(self._incumbent_or_none(), self._upper)
+        return clock.remaining() > 0 and (closed is None or closed > gap)
+
     def polish_cheap(self, free: int) -> bool:
         """Whether an exact QP polish with ``free`` free activities is cheap (see ``polish_limit``)."""
         return free * max(1, self.rows.matrix.shape[0]) <= self.options.polish_limit
 
-    def _complete(self, on: np.ndarray, clock: Clock) -> np.ndarray | None:
+    def _complete(self, on: np.ndarray, clock: Clock, lp: highspy.Highs | None = None) -> np.ndarray | None:
         """The best plan with the pieces ``on`` (one flag per binary column) switched on: :meth:`_polish` of
         a plan inside those pieces (the exact QP when it is cheap, else the LP with the binaries fixed)."""
         m = self.model
@@ -457,11 +474,14 @@ class OuterApproximation:
         inside = np.where(m.piece_hi[pieces] > 0, m.piece_hi[pieces], m.piece_lo[pieces])
         change = np.zeros(self.problem.n)
         change[m.piece_activity[pieces]] = inside * m.activity_scale[m.piece_activity[pieces]]
-        return self._polish(change, clock)
+        return self._polish(change, clock, lp=lp)
 
-    def _polish(self, change: np.ndarray, clock: Clock, in_callback: bool = False) -> np.ndarray | None:
+    def _polish(
+        self, change: np.ndarray, clock: Clock, in_callback: bool = False, lp: highspy.Highs | None = None
+    ) -> np.ndarray | None:
         """Fix the regions of ``change`` and solve the remaining convex QP exactly (``in_callback``: inside a
-        HiGHS callback, where only the interior-point QP solver may run)."""
+        HiGHS callback, where only the interior-point QP solver may run). Where that is not cheap, the LP twin
+        with the binaries fixed, or ``lp``, a private copy of it (:meth:`_lp_copy`), when given."""
         reg = self.regions
         m = self.problem.min_change
         lower = np.zeros(self.problem.n)
@@ -480,6 +500,8 @@ class OuterApproximation:
             return None
         if not self.polish_cheap(free):
             # the exact QP would cost seconds: polish on the LP over the cuts instead (warm, sparse)
+            if lp is not None:
+                return self._fixed_lp_copy(lp, self._on_of(change), clock)
             return self._fixed_lp(self._on_of(change), clock)
         return solve_box_qp(
             self.problem,
@@ -924,6 +946,37 @@ class OuterApproximation:
                 return None
             return m.decode(self._lp_values(), self.problem)
 
+    def _lp_copy(self, clock: Clock) -> highspy.Highs:
+        """A private copy of the LP twin (its rows, bounds and basis, so warm) for a heuristic in another thread,
+        stopped at the end of ``clock``: the cuts it adds stay in it, the pool and both models are untouched."""
+        copy = new_highs()
+        copy.setOptionValue("presolve", "off")
+        copy.setOptionValue("simplex_dual_edge_weight_strategy", 1)
+        copy.passModel(self.lp.getLp())
+        copy.setBasis(self.lp.getBasis())
+        stop_when(copy, lambda: clock.remaining() <= 0)
+        return copy
+
+    def _fixed_lp_copy(self, copy: highspy.Highs, on: np.ndarray, clock: Clock, rounds: int = 6) -> np.ndarray | None:
+        """:meth:`_fixed_lp` on a private copy of the LP twin (:meth:`_lp_copy`)."""
+        zcols = self._binaries
+        if zcols.size == 0:
+            return None
+        value = on.astype(float)
+        copy.changeColsBounds(zcols.size, zcols.astype(np.int32), value, value)
+        values = np.zeros(0)
+        for _ in range(rounds):
+            set_time_limit(copy, clock.remaining())
+            copy.run()
+            if copy.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            values = np.asarray(copy.getSolution().col_value)
+            hit, points = self._violated(values, 1e-7)
+            if hit.size == 0:
+                break
+            copy.addRows(*self._tangent_rows(hit, points))
+        return self.model.decode(values, self.problem)
+
     @contextlib.contextmanager
     def _binaries_moved(self) -> Iterator[None]:
         """A block that may change the LP twin's bounds of the binaries: afterwards they are the model's again
@@ -948,10 +1001,10 @@ class OuterApproximation:
         values = self.model.encode(change, self.problem)
         return values[self._binaries] > 0.5
 
-    def _round_relaxation(self, values: np.ndarray, clock: Clock) -> None:
+    def _round_relaxation(self, values: np.ndarray, clock: Clock, lp: highspy.Highs | None = None) -> None:
         """Primal heuristic on an LP optimum: switch on, per activity, the piece with the largest binary
         value when it is at least ``threshold`` (at most K activities, largest first) and complete the plan
-        (:meth:`_complete`)."""
+        (:meth:`_complete`, on ``lp`` when given)."""
         m = self.model
         zcols = self._binaries
         if zcols.size == 0:
@@ -969,7 +1022,7 @@ class OuterApproximation:
             chosen = chosen[np.argsort(-z[chosen], kind="stable")][: self.problem.k]
             on = np.zeros(zcols.size, dtype=bool)
             on[chosen] = True
-            change = self._complete(on, clock)
+            change = self._complete(on, clock, lp)
             # an exact polish is cheap enough to try both thresholds; the LP twin is not
             if change is not None and self.offer(change) and not cheap:
                 return
@@ -1063,15 +1116,23 @@ class OuterApproximation:
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self._lp_values()
-                closed = relative_gap(self._incumbent_or_none(), self._upper)
-                if clock.remaining() > 0 and (closed is None or closed > gap):
-                    self._round_relaxation(values, clock)
-                self._report("oa root: rounded the relaxation")
-                closed = relative_gap(self._incumbent_or_none(), self._upper)
-                if clock.remaining() > 0 and (closed is None or closed > gap) and not self.polish_cheap(self.problem.n):
-                    self._dive(values, clock)
-                closed = relative_gap(self._incumbent_or_none(), self._upper)
-                if clock.remaining() > 0 and (closed is None or closed > gap):
+                dives = not small and options.dive_step > 0
+                if dives and _cores() >= 2 and self._still_open(clock, gap):
+                    # the rounding runs in a thread on a copy of the LP twin while the dive runs here: on the
+                    # retailer case it takes 1 s on the LP twin, and the dive after it needed 4.5 s instead of 3.5 s
+                    # (its cuts stayed in the LP), so a 10 s solve's dive ran into the limit and returned the
+                    # rounding's plan (seed 1: 2,643,982 against the dive's 2,645,331)
+                    copy = self._lp_copy(clock)
+                    with _beside(lambda: self._round_relaxation(values, clock, copy)):
+                        self._dive(values, clock)
+                    self._report("oa root: rounded the relaxation and dived")
+                else:
+                    if self._still_open(clock, gap):
+                        self._round_relaxation(values, clock)
+                    self._report("oa root: rounded the relaxation")
+                    if dives and self._still_open(clock, gap):
+                        self._dive(values, clock)
+                if self._still_open(clock, gap):
                     self._local_search(clock)
             self.root_seconds = clock.elapsed()
             if integer.size:
@@ -1195,6 +1256,27 @@ class OuterApproximation:
             root_bound=self.root_bound,
             extra={"cuts": float(self.pool.count)},
         )
+
+
+@contextlib.contextmanager
+def _beside(target: Callable[[], None]) -> Iterator[None]:
+    """Run ``target`` in a thread while the block runs; re-raise its exception after the block."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as error:  # handed to the caller's thread below
+            errors.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _cores() -> int:
