@@ -52,6 +52,26 @@ def test_validation_names_the_row(changes: dict[str, object], key: str | None, c
     assert info.value.fix
 
 
+@pytest.mark.parametrize("cap", [4, -1, 1.5])
+def test_a_copy_with_another_cap_checks_the_cap(cap: object) -> None:
+    with pytest.raises(InputError) as info:
+        make().with_max_changes(cap)  # type: ignore[arg-type]
+    assert info.value.key == "max_changes" and info.value.fix
+
+
+def test_a_copy_with_another_cap_changes_only_the_cap() -> None:
+    problem = make(rules=(Rule("tv cap", np.array([1.0, 0.0, 0.0]), 0.0, 120.0),))
+    changed = problem.with_max_changes(1)
+    assert (problem.max_changes, changed.max_changes, changed.k) == (2, 1, 1)
+    assert problem.with_max_changes(None).k == problem.n
+    for field in dataclasses.fields(MixProblem):
+        if field.name != "max_changes":
+            assert getattr(changed, field.name) is getattr(problem, field.name), field.name
+    # the plan re-check and the solver read the new cap
+    both = np.array([10.0, 0.0, -8.0])
+    assert check_plan(problem, both).ok and not check_plan(changed, both).ok
+
+
 def test_convex_revenue_error_names_every_row() -> None:
     with pytest.raises(InputError, match="'radio', 'web'"):
         make(a=np.array([-0.01, 0.02, 0.5]))
