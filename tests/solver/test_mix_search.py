@@ -388,6 +388,44 @@ def test_the_rounding_on_a_copy_of_the_lp_twin_gives_the_twins_plan_and_leaves_t
     assert problem.revenue(on_copy) == pytest.approx(problem.revenue(on_twin), rel=1e-7)
 
 
+def test_a_rounding_on_a_copy_cut_short_by_the_clock_still_gives_its_last_optimal_lps_plan() -> None:
+    """A short time limit on a large model leaves the rounding's fixed LP time for one round or two: the plan of the
+    last LP solved is feasible (the cuts touch only t), so it is returned; a 3 s retailer solve had no plan."""
+    import highspy
+
+    from dmplan.solver.mix.backends.base import Clock
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    problem = paper_instance(InstanceSpec(150, "strong", 0.2, 0.5, 6))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0, dive_step=0, max_rounds=0))
+    oa.solve(gap=1e-9)
+    assert oa.root_values is not None and oa.incumbent is not None
+    on = oa._on_of(oa.incumbent)
+
+    class CutShort:
+        """The copy, interrupted from its second run on (as the clock would)."""
+
+        def __init__(self, highs: highspy.Highs) -> None:
+            self.highs, self.runs = highs, 0
+
+        def run(self) -> None:
+            self.runs += 1
+            if self.runs == 1:
+                self.highs.run()
+
+        def getModelStatus(self) -> highspy.HighsModelStatus:
+            return self.highs.getModelStatus() if self.runs == 1 else highspy.HighsModelStatus.kInterrupt
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.highs, name)
+
+    short = CutShort(oa._lp_copy(Clock(None)))
+    plan = oa._fixed_lp_copy(short, on, Clock(None))  # type: ignore[arg-type]
+    assert short.runs >= 2  # the first LP left cuts to add, so a second round began
+    assert plan is not None and check_plan(problem, plan).ok
+    assert np.array_equal(np.sign(plan), np.sign(oa.incumbent))
+
+
 def test_a_large_model_rounds_in_a_thread_beside_the_dive_and_a_failure_there_reaches_the_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -964,18 +964,18 @@ class OuterApproximation:
             return None
         value = on.astype(float)
         copy.changeColsBounds(zcols.size, zcols.astype(np.int32), value, value)
-        values = np.zeros(0)
+        values = None
         for _ in range(rounds):
             set_time_limit(copy, clock.remaining())
             copy.run()
             if copy.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                return None
+                break  # the last optimal LP's plan is feasible too, only less polished (the cuts touch only t)
             values = np.asarray(copy.getSolution().col_value)
             hit, points = self._violated(values, 1e-7)
             if hit.size == 0:
                 break
             copy.addRows(*self._tangent_rows(hit, points))
-        return self.model.decode(values, self.problem)
+        return None if values is None else self.model.decode(values, self.problem)
 
     @contextlib.contextmanager
     def _binaries_moved(self) -> Iterator[None]:
