@@ -75,11 +75,8 @@ WRAP_UP = 0.1
 MIN_WORKER_SEARCH = 0.3
 #: share of a time limit kept for the root rounding when it runs on the LP twin (see ``_solve``)
 ROUNDING_SHARE = 0.3
-#: share of a time limit a large model's c-MIR rounds leave for the root heuristics after them (see ``_solve``). The
-#: workbook's 6 s solve of the retailer case comes out of its root with about 3 s left: at 0.5 a c-MIR round ran or
-#: not by a few milliseconds, and the plan was 0.038% or 0.059% from the bound; at 0.45 the round runs. The 10 s
-#: and 100 s solves run the same rounds at both values
-MIR_KEEP = 0.45
+#: share of a time limit a large model's c-MIR rounds leave for the root heuristics after them (see ``_solve``)
+MIR_KEEP = 0.5
 
 
 @dataclass
