@@ -99,9 +99,9 @@ WRAP_UP = 0.015
 WRAP_UP_CHECKS = 1.5
 OUT_OF_TIME_MESSAGE = "not solved: the sweep's time ran out; the best plan in hand, bound from a larger K's LP"
 #: the smallest K is solved again on the live model at the end only with this many seconds left: its root again
-#: (2-3 s), then the secant MILP (a dive with DIVE_SECONDS). Retailer seed 0's 60 s sweep came to K = 330 with
-#: 10.4 s left and, at DIVE_SECONDS + 3, ended there 10 s early at 0.227%; the second solve lifts the plan from
-#: 2,243,765.8 to 2,244,051.8 (0.215%)
+#: (2-3 s), then the secant MILP, or a dive when DIVE_SECONDS are left. Retailer seed 0's 60 s sweep came to
+#: K = 330 with 10.4 s left and, at DIVE_SECONDS + 3, ended there 10 s early at 0.227%; the second solve lifts the
+#: plan from 2,243,765.8 to 2,244,051.8 (0.215%)
 SMALLEST_AGAIN = 6.0
 
 
