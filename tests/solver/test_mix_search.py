@@ -426,6 +426,26 @@ def test_a_rounding_on_a_copy_cut_short_by_the_clock_still_gives_its_last_optima
     assert np.array_equal(np.sign(plan), np.sign(oa.incumbent))
 
 
+def test_c_mir_rounds_with_no_time_beyond_the_kept_share_leave_the_lp_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The c-MIR rounds start with LP rounds back at the root point; with no more time left than the share kept for
+    the heuristics after them, those LP rounds took that share (a 3 s retailer solve returned no plan)."""
+    from dmplan.solver.mix.backends.base import Clock
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    problem = paper_instance(InstanceSpec(150, "strong", 0.2, 0.5, 6))
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0, mir_first=False))
+    oa._lp_rounds(Clock(None))
+    assert oa.root_bound is not None
+    runs: list[object] = []
+    lp_rounds = oa._lp_rounds
+    monkeypatch.setattr(oa, "_lp_rounds", lambda *a, **k: runs.append(k) or lp_rounds(*a, **k))
+    oa._mir_rounds(Clock(30.0), keep=40.0)
+    assert runs == []
+    oa._mir_rounds(Clock(30.0), keep=10.0)  # time beyond the kept share: the rounds run, and keep it
+    assert runs and all(call.get("keep", 0.0) in (0.0, 10.0) for call in runs)
+    assert runs[0] == {"keep": 10.0}
+
+
 def test_a_large_model_rounds_in_a_thread_beside_the_dive_and_a_failure_there_reaches_the_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -740,10 +740,14 @@ class OuterApproximation:
         """
         if self.options.mir_rounds <= 0 or self.root_bound is None:
             return
+        if clock.remaining() <= keep:
+            # no round would run: the LP rounds below would take the time kept for the heuristics (a 3 s retailer
+            # solve spent its rounding's 0.8 s on them and returned no plan)
+            return
         if self._mir is None:
             self._mir = MirSeparator(self.model)
         # the heuristics may have left the LP twin elsewhere (the dive): back to the root point first (warm)
-        status = self._lp_rounds(clock)
+        status = self._lp_rounds(clock, keep=keep)
         last = 0.0
         for _ in range(self.options.mir_rounds):
             if status != highspy.HighsModelStatus.kOptimal or self.root_bound is None:
