@@ -736,7 +736,7 @@ class OuterApproximation:
         models (valid for every plan and every K: they read only the budget, the rules and the region rows) and
         re-solves the LP with its tangent rounds. Stops with no cut, a bound that moves by less than
         ``mir_tolerance``, or when the clock would have ``keep`` seconds or less left after a round as long as
-        the last one.
+        the last one; with ``keep`` seconds or less left they do not start.
         """
         if self.options.mir_rounds <= 0 or self.root_bound is None:
             return
