@@ -217,10 +217,7 @@ class OuterApproximation:
         self._clock = Clock(None)
         self._upper = math.inf  #: the solve's proven bound so far
         self._last_report = -math.inf
-        # the LP twin is re-solved warm after every cut round: HiGHS's presolve only costs time there, and
-        # devex pricing is 15-30% faster than the default dual steepest edge on these LPs
-        self.lp.setOptionValue("presolve", "off")
-        self.lp.setOptionValue("simplex_dual_edge_weight_strategy", 1)
+        _warm_lp_options(self.lp)
         self._pass_model()
         self._add_initial_cuts()
         self._mir: MirSeparator | None = None  #: built on the first c-MIR round
@@ -954,8 +951,7 @@ class OuterApproximation:
         """A private copy of the LP twin (its rows, bounds and basis, so warm) for a heuristic in another thread,
         stopped at the end of ``clock``: the cuts it adds stay in it, the pool and both models are untouched."""
         copy = new_highs()
-        copy.setOptionValue("presolve", "off")
-        copy.setOptionValue("simplex_dual_edge_weight_strategy", 1)
+        _warm_lp_options(copy)
         copy.passModel(self.lp.getLp())
         copy.setBasis(self.lp.getBasis())
         stop_when(copy, lambda: clock.remaining() <= 0)
@@ -1119,7 +1115,7 @@ class OuterApproximation:
                 self.root_values = self._lp_values().copy()
                 # every cut stays, also those slack here: they keep the MILP's approximation tight where it
                 # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
-                values = self._lp_values()
+                values = self.root_values
                 dives = not small and options.dive_step > 0
                 if dives and _cores() >= 2 and self._still_open(clock, gap):
                     # the rounding runs in a thread on a copy of the LP twin while the dive runs here: on the
@@ -1147,13 +1143,10 @@ class OuterApproximation:
             # the core search runs in this process: on a large model HiGHS's root cut rounds would overrun the clock
             # (see ``isolate``), and there the exact polish of its plans is not cheap either; it needs this solve's
             # root (a live model keeps the duals of an earlier K when this K's root is cut short)
-            closed = relative_gap(self._incumbent_or_none(), self._upper)
             search = small and rooted and self.problem.n >= options.core_min_activities
-            search = search and clock.remaining() > 0 and (closed is None or closed > gap)
-            if search and self.core_search(clock, gap):
+            if search and self._still_open(clock, gap) and self.core_search(clock, gap):
                 self._core_plan = self.incumbent
-            closed = relative_gap(self._incumbent_or_none(), self._upper)
-            if rooted and not mir_first and clock.remaining() > 0 and (closed is None or closed > gap):
+            if rooted and not mir_first and self._still_open(clock, gap):
                 # a small model's root heuristics often close the gap without them, and so does the root rounding
                 # at most K of the Pareto sweep (``mir_first`` off)
                 self._mir_rounds(clock, keep=0.0 if small else keep)
@@ -1260,6 +1253,13 @@ class OuterApproximation:
             root_bound=self.root_bound,
             extra={"cuts": float(self.pool.count)},
         )
+
+
+def _warm_lp_options(highs: highspy.Highs) -> None:
+    """Options of an LP re-solved warm after every cut round (the LP twin and its copies): HiGHS's presolve only
+    costs time there, and devex pricing is 15-30% faster than the default dual steepest edge on these LPs."""
+    highs.setOptionValue("presolve", "off")
+    highs.setOptionValue("simplex_dual_edge_weight_strategy", 1)
 
 
 @contextlib.contextmanager
