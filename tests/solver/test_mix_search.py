@@ -441,9 +441,60 @@ def test_c_mir_rounds_with_no_time_beyond_the_kept_share_leave_the_lp_alone(monk
     monkeypatch.setattr(oa, "_lp_rounds", lambda *a, **k: runs.append(k) or lp_rounds(*a, **k))
     oa._mir_rounds(Clock(30.0), keep=40.0)
     assert runs == []
+    # before a dive the first round is taken to last as long as the root: one that would end in the kept share
+    # does not start (unseen retailer seed 3's ran to 7.3 s of a 10 s solve and its dive ran out of time)
+    oa._mir_rounds(Clock(30.0), keep=10.0, first=25.0)
+    assert runs == []
     oa._mir_rounds(Clock(30.0), keep=10.0)  # time beyond the kept share: the rounds run, and keep it
     assert runs and all(call.get("keep", 0.0) in (0.0, 10.0) for call in runs)
     assert runs[0] == {"keep": 10.0}
+
+
+def _slack_tangents(oa: OuterApproximation) -> int:
+    """Added tangent cuts of the LP twin that are basic (slack) in its basis: those ``drop_slack_cuts`` deletes."""
+    import highspy
+
+    status = oa.lp.getBasis().row_status[oa.model.num_rows :]
+    basic = np.array([s == highspy.HighsBasisStatus.kBasic for s in status], dtype=bool)
+    return int(np.count_nonzero(basic & (np.asarray(oa.pool.row_cone) >= 0)))
+
+
+@pytest.mark.parametrize(("limit", "short"), [(60.0, True), (60.0, False), (None, True)])
+def test_a_dive_short_of_time_starts_without_the_slack_cuts_and_every_dive_reports_its_steps(
+    limit: float | None, short: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With less time left than DIVE_ROOT_TIMES the root's LP rounds, the dive starts from the root LP without
+    its slack tangent cuts (its LPs run twice as fast on the retailer case); with the time, or without a limit,
+    the cuts stay. Every dive reports its steps; plan and proof hold either way."""
+    from dmplan.solver.mix.backends import oa as oa_backend
+    from dmplan.solver.mix.backends.oa import OAOptions
+
+    monkeypatch.setattr(oa_backend, "PROGRESS_EVERY", 0.0)
+    if short:  # this instance's root takes milliseconds: the dive is "short of time" only for a huge factor
+        monkeypatch.setattr(oa_backend, "DIVE_ROOT_TIMES", 1e9)
+    problem = paper_instance(InstanceSpec(150, "weak", 0.1, 0.2, 7))
+    exact = solve(problem, gap=1e-7)
+    assert exact.objective is not None
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0))
+    slack: list[int] = []
+    dive = oa._dive
+
+    def spy(*args: object, **kwargs: object) -> None:
+        slack.append(_slack_tangents(oa))
+        dive(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(oa, "_dive", spy)
+    messages: list[str] = []
+    outcome = oa.solve(time_limit=limit, gap=1e-6, progress=lambda p: messages.append(p.message))
+    assert len(slack) == 1 and oa.dive_value is not None
+    if limit is not None and short:
+        assert slack[0] == 0
+    else:
+        assert slack[0] > 0  # the instance has slack cuts at its root: the check above can fail
+    assert any(m.startswith("oa root: diving") for m in messages)
+    assert outcome.change is not None and check_plan(problem, outcome.change).ok
+    assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
+    assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
 
 
 def test_a_large_model_rounds_in_a_thread_beside_the_dive_and_a_failure_there_reaches_the_caller(

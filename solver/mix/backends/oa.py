@@ -75,8 +75,17 @@ WRAP_UP = 0.1
 MIN_WORKER_SEARCH = 0.3
 #: share of a time limit kept for the root rounding when it runs on the LP twin (see ``_solve``)
 ROUNDING_SHARE = 0.3
-#: share of a time limit a large model's c-MIR rounds leave for the root heuristics after them (see ``_solve``)
+#: share of a time limit a large model's c-MIR rounds leave for the root heuristics after them (see ``_solve``):
+#: MIR_KEEP for the rounding alone (the Pareto sweep's smallest-K root: at 0.45 its extra round moved the
+#: background secant MILP's start, and seed 2's K = 332 fell from 0.43% to 3.65%), DIVE_KEEP for the rounding
+#: beside the dive once the slack cuts are gone (2-3 s on the retailer case). 10 s retailer solves, seeds 0-5,
+#: DIVE_KEEP 0.3 -> 0.25: seed 2 gets a second c-MIR round, 3,389,764 -> 3,389,972; seed 1 too, 2,645,322 ->
+#: 2,645,255; seed 4 +39; seeds 0, 3 and 5 the same plans
 MIR_KEEP = 0.5
+DIVE_KEEP = 0.25
+#: a dive over every cut takes 1.4-1.6 times the root's LP rounds (retailer seeds 0-5); with less than this many
+#: times of them left, the slack cuts go before it (see ``_solve``)
+DIVE_ROOT_TIMES = 2.5
 
 
 @dataclass
@@ -726,26 +735,28 @@ class OuterApproximation:
             self._add_cuts(hit, points)
         return status
 
-    def _mir_rounds(self, clock: Clock, keep: float = 0.0) -> None:
+    def _mir_rounds(self, clock: Clock, keep: float = 0.0, first: float = 0.0) -> None:
         """c-MIR cut rounds (``mir_rounds``) on the LP twin; the root bound follows the LP's value.
 
         Each round separates at the LP point (:class:`~dmplan.solver.mix.mir.MirSeparator`), adds the cuts to both
         models (valid for every plan and every K: they read only the budget, the rules and the region rows) and
         re-solves the LP with its tangent rounds. Stops with no cut, a bound that moves by less than
         ``mir_tolerance``, or when the clock would have ``keep`` seconds or less left after a round as long as
-        the last one; with ``keep`` seconds or less left they do not start.
+        the last one (``first`` seconds for the first round); they do not start when the clock would have no more
+        than ``keep`` left after ``first`` seconds.
         """
         if self.options.mir_rounds <= 0 or self.root_bound is None:
             return
-        if clock.remaining() <= keep:
-            # no round would run: the LP rounds below would take the time kept for the heuristics (a 3 s retailer
-            # solve spent its rounding's 0.8 s on them and returned no plan)
+        if clock.remaining() - first <= keep:
+            # the first round would end in the time kept for the heuristics, or no round would run and the LP
+            # rounds below would take that time (a 3 s retailer solve spent its rounding's 0.8 s on them and
+            # returned no plan)
             return
         if self._mir is None:
             self._mir = MirSeparator(self.model)
         # the heuristics may have left the LP twin elsewhere (the dive): back to the root point first (warm)
         status = self._lp_rounds(clock, keep=keep)
-        last = 0.0
+        last = first
         for _ in range(self.options.mir_rounds):
             if status != highspy.HighsModelStatus.kOptimal or self.root_bound is None:
                 break
@@ -788,6 +799,7 @@ class OuterApproximation:
         if zcols.size == 0 or self.options.dive_step <= 0:
             return
         index = zcols.astype(np.int32)
+        optimal = highspy.HighsModelStatus.kOptimal
         lower = self.model.lower[zcols].copy()
         upper = self.model.upper[zcols].copy()
         z = values[zcols]
@@ -823,9 +835,13 @@ class OuterApproximation:
                     status = self._lp_rounds(clock, self.options.dive_rounds, record=False)
                     if status != highspy.HighsModelStatus.kInfeasible:
                         break
-                if status != highspy.HighsModelStatus.kOptimal:
+                if status != optimal:
                     return
                 z = self._lp_values()[zcols]
+                # the dive takes seconds on a large model: the status bar moves with its steps
+                self._report(
+                    f"oa root: diving, {int(np.count_nonzero(lower > 0.5))} regions fixed", every=PROGRESS_EVERY
+                )
 
     def dive(self, seconds: float | None, rounds: int = 1) -> bool:
         """The dive (:meth:`_dive`, step ``dive_step`` or 0.1 when it is off) from the last root LP, outside a
@@ -1095,28 +1111,39 @@ class OuterApproximation:
             keep = 0.0
             if clock.limit is not None and not self.polish_cheap(self.problem.n):
                 keep = ROUNDING_SHARE * clock.limit
+            root_began = time.perf_counter()
             status = self._lp_rounds(clock, stop_gap=gap, keep=keep)
+            root_lp = time.perf_counter() - root_began  # the first c-MIR round's estimate before a dive
             if status == highspy.HighsModelStatus.kInfeasible:
                 return BackendOutcome(Status.INFEASIBLE, message="the continuous relaxation is infeasible")
             root_bound = self.root_bound if status == highspy.HighsModelStatus.kOptimal else None
             rooted = root_bound is not None
-            keep = MIR_KEEP * clock.limit if clock.limit is not None else 0.0
+            dives = not small and options.dive_step > 0
+            keep = (DIVE_KEEP if dives else MIR_KEEP) * clock.limit if clock.limit is not None else 0.0
             mir_first = not small and options.mir_first
             if rooted and mir_first:
                 # on a large model the c-MIR rounds come before the heuristics, which then start from the tighter
                 # LP point (retailer case: the dive's plan 2,282,350 -> 2,282,540 after two rounds); with a limit
-                # they leave MIR_KEEP of it for the rounding and the dive
-                self._mir_rounds(clock, keep=keep)
+                # they leave DIVE_KEEP (MIR_KEEP without the dive) of it for the rounding and the dive. Before a
+                # dive the first round is taken to last as long as the root's LP rounds (retailer seeds 0-5: 0.8-1.0
+                # times): unseen seed 3's first round ended at 7.3 s of a 10 s solve, its dive ran out of time and
+                # the solve returned the rounding's plan, 0.075% below the dive's
+                self._mir_rounds(clock, keep=keep, first=root_lp if dives else 0.0)
                 root_bound = self.root_bound
             if root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
                 self._upper = min(self._upper, float(root_bound))
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
                 self.root_values = self._lp_values().copy()
-                # every cut stays, also those slack here: they keep the MILP's approximation tight where it
-                # moves a piece away from the LP point (without them strong instances needed 3 MILP rounds)
                 values = self.root_values
-                dives = not small and options.dive_step > 0
+                if dives and clock.remaining() < DIVE_ROOT_TIMES * root_lp:
+                    # the dive's LPs run twice as fast without the cuts slack here (retailer seeds 0-5: 1.9-2.7 s
+                    # instead of 3.6-4.8 s), so it fits after the c-MIR rounds on slower machines and harder cases;
+                    # with the time for it, the dive keeps them: its plans are better with them (seeds 0-5 after
+                    # one c-MIR round: -50 to +40 without them; after two, -150 to +8). On a small model every cut
+                    # stays: they keep the MILP's approximation tight where it moves a piece away from the LP point
+                    # (without them strong instances needed 3 MILP rounds)
+                    self.drop_slack_cuts()
                 if dives and _cores() >= 2 and self._still_open(clock, gap):
                     # the rounding runs in a thread on a copy of the LP twin while the dive runs here: on the
                     # retailer case it takes 1 s on the LP twin, and the dive after it needed 4.5 s instead of 3.5 s
