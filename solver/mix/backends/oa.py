@@ -454,7 +454,10 @@ class OuterApproximation:
         """Keep ``change`` as the incumbent when it is better; returns True when it was."""
         if not check_plan(self.problem, change).ok:
             return False
-        value = self.problem.revenue(change)
+        return self._take(change, self.problem.revenue(change))
+
+    def _take(self, change: np.ndarray, value: float) -> bool:
+        """Keep ``change`` (re-checked, of revenue ``value``) as the incumbent when it is better; True when it was."""
         with self._plan_lock:
             if value > self.incumbent_value + 1e-12 * max(1.0, abs(value)):
                 self.incumbent, self.incumbent_value = change, value
@@ -816,16 +819,17 @@ class OuterApproximation:
                 if fractional.size == 0:
                     # each step ran dive_rounds tangent rounds, so the LP's changes are not yet the best ones for
                     # these regions: with every binary fixed where it is, more rounds settle them (the rounding's
-                    # fixed LP); both plans are offered, the better one stays
-                    plans = [self.model.decode(self._lp_values(), self.problem)]
+                    # fixed LP). Their plan when they end optimal, else the last step's (both feasible: the cuts
+                    # touch only t); one plan, so that a dive the clock ends checks only one after the deadline
+                    plan = self.model.decode(self._lp_values(), self.problem)
                     on = (z > 0.5).astype(float)
                     self.lp.changeColsBounds(index.size, index, on, on)
                     if self._lp_rounds(clock, self.options.dive_polish_rounds, record=False) == optimal:
-                        plans.append(self.model.decode(self._lp_values(), self.problem))
-                    checked = [self.problem.revenue(p) for p in plans if check_plan(self.problem, p).ok]
-                    self.dive_value = max(checked, default=None)
-                    if any([self.offer(p) for p in plans]):
-                        self._report("oa root: dive")
+                        plan = self.model.decode(self._lp_values(), self.problem)
+                    if check_plan(self.problem, plan).ok:
+                        self.dive_value = self.problem.revenue(plan)
+                        if self._take(plan, self.dive_value):
+                            self._report("oa root: dive")
                     return
                 high = np.flatnonzero(free & (z >= 0.9))
                 count = max(1, int(self.options.dive_step * fractional.size))
