@@ -792,7 +792,8 @@ class OuterApproximation:
 
         The binaries the root leaves at 0 are fixed off; then, until no binary is fractional, every free
         binary at 0.9 or more and the ``dive_step`` share of the other fractional ones with the largest values
-        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP's plan is offered. A step
+        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP, settled by
+        ``dive_polish_rounds`` more cut rounds with every binary fixed, gives the plan offered. A step
         whose LP turns infeasible (the cap or a rule) is retried with the binaries at 0.9 or more and only the
         highest fractional one, then with that one fixed off instead (without these retries an unseen retailer
         case's dive ended without a plan after a 10 s solve's c-MIR round); an LP still infeasible or the clock
