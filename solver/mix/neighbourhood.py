@@ -122,13 +122,22 @@ class NeighbourhoodSearch:
         self._highs.setOptionValue("mip_rel_gap", STEP_GAP)
         stop_when(self._highs, lambda: self._stop.is_set() or time.perf_counter() >= self._deadline)
         milp.to_highs(self._highs)
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        # not a daemon: a step left running by ``stop(wait)`` inside HiGHS when the program ends would abort it
+        # ("terminate called without an active exception", exit 134); Python waits for it at exit instead, until
+        # HiGHS's next callback
+        self._thread = threading.Thread(target=self._run, daemon=False)
         self._thread.start()
 
-    def stop(self) -> NeighbourhoodStats:
-        """Stop the running step at HiGHS's next callback, wait for the thread and return what it did."""
+    def stop(self, wait: float | None = None) -> NeighbourhoodStats:
+        """Stop the running step at HiGHS's next callback and return what the search did, waiting for its thread
+        at most ``wait`` seconds (None: until it ends). From here on no plan is handed on.
+
+        HiGHS calls no callback in some phases (its presolve of the full-size MILP): a retailer solve's last step
+        ran 0.3-0.6 s past the search's end there, and a 100 s solve returned after 100.2-100.7 s. A thread still
+        in such a phase after ``wait`` ends on its own at HiGHS's next callback.
+        """
         self._stop.set()
-        self._thread.join()
+        self._thread.join(wait)
         return self.stats
 
     def _run(self) -> None:
@@ -175,7 +184,8 @@ class NeighbourhoodSearch:
         set_time_limit(h, self._deadline - time.perf_counter())
         try:
             h.run()
-            if time.perf_counter() < self._deadline and rerun_without_start(h, h.run):
+            # the run again begins with a presolve without callbacks: not in the step's last MIN_STEP_SECONDS
+            if self._deadline - time.perf_counter() >= MIN_STEP_SECONDS and rerun_without_start(h, h.run):
                 self.stats.restarts += 1
             status = h.getModelStatus()
             info = h.getInfo()
@@ -185,7 +195,7 @@ class NeighbourhoodSearch:
                 change = m.decode(np.asarray(solution.col_value), self.problem)
                 # the same regions as the start: only HiGHS's ``t`` sat lower on the cuts, and the incumbent's
                 # changes are already the exact optimum over its regions
-                if not np.array_equal(np.sign(change), np.sign(plan)):
+                if not np.array_equal(np.sign(change), np.sign(plan)) and not self._stop.is_set():
                     self.stats.better += 1
                     self._improve(change)
             if status == highspy.HighsModelStatus.kOptimal:

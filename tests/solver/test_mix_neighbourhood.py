@@ -111,3 +111,89 @@ def test_a_worker_round_runs_the_search_beside_it_and_its_plans_hold(monkeypatch
     assert outcome.change is not None and check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) <= exact.objective + 1e-6 * abs(exact.objective)
     assert outcome.bound is not None and outcome.bound >= exact.objective - 1e-6 * abs(exact.objective)
+
+
+def test_stop_waits_no_longer_than_told_for_a_step_inside_a_phase_without_callbacks() -> None:
+    """HiGHS's presolve of the full-size MILP calls no callback: a retailer solve's last step ran past the search's
+    end there and a 100 s solve returned after 100.5 s. ``stop(wait)`` returns after ``wait``; the step then ends
+    on its own and hands nothing on."""
+    problem = PROBLEM
+    oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0))
+    oa.solve(gap=1e-9)
+    integer = np.flatnonzero(oa.model.integer)
+    oa.highs.changeColsIntegrality(integer.size, integer.astype(np.int32), np.ones(integer.size, dtype=np.uint8))
+    milp = MilpArrays.from_highs(oa.highs, integer)
+    margins = choice_margins(problem, oa.model, np.asarray(oa.lp.getSolution().row_dual))
+    assert oa.incumbent is not None
+    plan = oa.incumbent
+    inside, release = threading.Event(), threading.Event()
+    handed: list[float] = []
+
+    class NoCallbacks:
+        """The search's HiGHS, whose runs first sit in a phase without callbacks until released."""
+
+        def __init__(self, highs: object) -> None:
+            self._highs = highs
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._highs, name)
+
+        def run(self) -> object:
+            inside.set()
+            release.wait(30)
+            return self._highs.run()  # type: ignore[attr-defined]
+
+    search = NeighbourhoodSearch(
+        problem, oa.model, milp, margins, lambda: plan, lambda change: handed.append(time.perf_counter())
+    )
+    search._highs = NoCallbacks(search._highs)  # type: ignore[assignment]
+    assert inside.wait(30)
+    began = time.perf_counter()
+    search.stop(wait=0.2)
+    stopped = time.perf_counter()
+    assert stopped - began < 2.0  # measured 0.2 s; without the wait, until the step's release below
+    release.set()
+    search._thread.join(30)
+    assert not search._thread.is_alive()
+    assert all(when < began for when in handed)  # nothing handed on after stop
+    # a step left running must not be a daemon: one still inside HiGHS when the program ends aborted it (exit 134)
+    assert not search._thread.daemon
+
+
+_EXIT_SCRIPT = """
+import time
+import numpy as np
+from dmplan.solver.backends.highs import MilpArrays
+from dmplan.solver.mix.api import formulate
+from dmplan.solver.mix.backends.oa import OAOptions, OuterApproximation
+from dmplan.solver.mix.core import choice_margins
+from dmplan.solver.mix.generator import retailer_instance
+from dmplan.solver.mix.neighbourhood import NeighbourhoodSearch
+
+problem = retailer_instance(0).problem
+oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(max_rounds=0, mir_rounds=0, dive_step=0))
+oa.solve(gap=1e-9)
+integer = np.flatnonzero(oa.model.integer)
+oa.highs.changeColsIntegrality(integer.size, integer.astype(np.int32), np.ones(integer.size, dtype=np.uint8))
+milp = MilpArrays.from_highs(oa.highs, integer)
+margins = choice_margins(problem, oa.model, np.asarray(oa.lp.getSolution().row_dual))
+search = NeighbourhoodSearch(problem, oa.model, milp, margins, lambda: oa.incumbent, lambda change: None)
+time.sleep(0.15)  # the first step is inside HiGHS's presolve of the full-size MILP, which calls no callback
+search.stop(wait=0.0)
+print("alive" if search._thread.is_alive() else "ended")
+"""
+
+
+def test_a_program_ending_while_a_stopped_step_is_still_inside_highs_exits_cleanly() -> None:
+    """A step that ``stop(wait)`` left inside HiGHS when the program ended aborted it ("terminate called without
+    an active exception", exit 134) while its thread was a daemon; the program now waits for HiGHS's next
+    callback and exits with 0."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
+    assert done.stdout.strip() in ("alive", "ended")

@@ -694,7 +694,11 @@ class OuterApproximation:
             )
         finally:
             if search is not None:
-                self.neighbourhood_stats = search.stop()
+                # not past the solve's deadline: a step inside HiGHS's presolve ends on its own, and a plan it
+                # hands on meanwhile waits for this lock (its polish finds the round's clock over)
+                self.neighbourhood_stats = search.stop(wait=max(0.0, clock.remaining()))
+                with self._plan_lock:
+                    pass
 
     def _lp_rounds(
         self,
