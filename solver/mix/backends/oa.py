@@ -696,7 +696,8 @@ class OuterApproximation:
             if search is not None:
                 # not past the solve's deadline: a step inside HiGHS's presolve ends on its own, and a plan it
                 # hands on meanwhile waits for this lock (its polish finds the round's clock over)
-                self.neighbourhood_stats = search.stop(wait=max(0.0, clock.remaining()))
+                left = clock.remaining()  # finite here (a worker round runs only with a limit); join needs that
+                self.neighbourhood_stats = search.stop(wait=max(0.0, left) if math.isfinite(left) else None)
                 with self._plan_lock:
                     pass
 
