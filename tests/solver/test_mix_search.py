@@ -479,8 +479,11 @@ def test_a_dive_short_of_time_starts_without_the_slack_cuts_and_every_dive_repor
     slack: list[int] = []
     dive = oa._dive
 
+    settled: list[object] = []
+
     def spy(*args: object, **kwargs: object) -> None:
         slack.append(_slack_tangents(oa))
+        settled.append(kwargs.get("settle"))
         dive(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(oa, "_dive", spy)
@@ -488,9 +491,10 @@ def test_a_dive_short_of_time_starts_without_the_slack_cuts_and_every_dive_repor
     outcome = oa.solve(time_limit=limit, gap=1e-6, progress=lambda p: messages.append(p.message))
     assert len(slack) == 1 and oa.dive_value is not None
     if limit is not None and short:
-        assert slack[0] == 0
+        assert slack[0] == 0 and settled == [True]
     else:
         assert slack[0] > 0  # the instance has slack cuts at its root: the check above can fail
+        assert settled == [False]  # a dive over every cut takes its last LP's plan (settling cost seed 2's bound)
     assert any(m.startswith("oa root: diving") for m in messages)
     assert outcome.change is not None and check_plan(problem, outcome.change).ok
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
@@ -553,7 +557,7 @@ def test_a_solve_with_no_time_left_for_a_milp_round_skips_the_cut_drop_before_it
     dropped: list[int] = []
     monkeypatch.setattr(oa, "drop_slack_cuts", lambda: dropped.append(1) or 0)
 
-    def slow_dive(values: np.ndarray, clock: object) -> None:  # the root's heuristics use the time up to the round
+    def slow_dive(values: np.ndarray, clock: object, **kwargs: object) -> None:  # the heuristics take the time
         while clock.remaining() > 0.5 * needed:  # type: ignore[attr-defined]
             time.sleep(0.01)
 
@@ -583,22 +587,21 @@ def test_live_model_solves_again_after_a_run_it_interrupted() -> None:
     assert problem.revenue(outcome.change) == pytest.approx(exact.objective, rel=2e-6)
 
 
-def test_the_dives_last_lp_is_settled_to_the_exact_optimum_of_its_regions() -> None:
-    """The dive's steps run one tangent round each, so its last LP's changes are loose; more rounds with every
-    binary fixed settle them: the plan gets the exact QP's revenue for its regions (an independent polish)."""
+def test_the_last_lp_of_a_dive_without_the_slack_cuts_is_settled_to_the_exact_optimum_of_its_regions() -> None:
+    """The dive's steps run one tangent round each, so its last LP's changes are loose; a dive without the slack
+    cuts settles them with more rounds, every binary fixed: the plan gets the exact QP's revenue for its regions
+    (an independent polish)."""
     from dmplan.solver.mix.backends.base import Clock
     from dmplan.solver.mix.backends.oa import OAOptions
     from dmplan.solver.mix.qp import polish_regions
 
     problem = paper_instance(InstanceSpec(150, "strong", 0.2, 0.5, 6))
     dives = []
-    for rounds in (0, 6):
-        oa = OuterApproximation(
-            problem, formulate(problem, "misocp"), OAOptions(polish_limit=0, dive_polish_rounds=rounds)
-        )
+    for settle in (False, True):
+        oa = OuterApproximation(problem, formulate(problem, "misocp"), OAOptions(polish_limit=0))
         oa._lp_rounds(Clock(None))
-        oa.root_values = oa._lp_values().copy()
-        assert oa.dive(None) and oa.incumbent is not None and oa.dive_value is not None
+        oa._dive(oa._lp_values().copy(), Clock(None), settle=settle)
+        assert oa.incumbent is not None and oa.dive_value is not None
         assert check_plan(problem, oa.incumbent).ok
         exact = polish_regions(problem, oa.incumbent)
         assert exact is not None

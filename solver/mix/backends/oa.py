@@ -122,8 +122,10 @@ class OAOptions:
     #: with one, 2,645,333 in 4.3 s with two)
     dive_step: float = 0.1
     dive_rounds: int = 1
-    #: tangent rounds on the dive's last LP, every binary fixed: 10 s retailer solves, seeds 0 / 1 / 2, the dive's
-    #: plan 2,282,438.6 -> 2,282,487.8, 2,645,308.3 -> 2,645,330.9, 3,389,750.8 -> 3,389,765.5 in 0.3-0.6 s
+    #: tangent rounds on the last LP of a dive without the slack cuts (see ``_solve``), every binary fixed: 10 s
+    #: retailer solves, seeds 0 / 1 / 2, the dive's plan 2,282,438.6 -> 2,282,487.8, 2,645,308.3 -> 2,645,330.9,
+    #: 3,389,750.8 -> 3,389,765.5 in 0.3-0.6 s. After a dive over every cut they gained +10 (seed 0), and their
+    #: cuts in the MILP cost unseen seed 2's 100 s bound: 0.0295-0.0305% in four runs, 0.0288-0.0298% without them
     dive_polish_rounds: int = 6
     #: the core search after the root rounding (see :meth:`OuterApproximation.core_search`): a MILP over the
     #: region binaries of the ``core_size`` activities with the smallest priced margins (0: off), everything
@@ -792,13 +794,14 @@ class OuterApproximation:
         if status == highspy.HighsModelStatus.kOptimal:
             self.root_values = self._lp_values().copy()  # the dive outside a solve starts from the tighter point
 
-    def _dive(self, values: np.ndarray, clock: Clock) -> None:
+    def _dive(self, values: np.ndarray, clock: Clock, settle: bool = False) -> None:
         """Primal heuristic on the root LP ``values`` for large models: a dive on the LP twin.
 
         The binaries the root leaves at 0 are fixed off; then, until no binary is fractional, every free
         binary at 0.9 or more and the ``dive_step`` share of the other fractional ones with the largest values
-        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP, settled by
-        ``dive_polish_rounds`` more cut rounds with every binary fixed, gives the plan offered. A step
+        are fixed on, and ``dive_rounds`` cut rounds re-solve the LP (warm). The last LP gives the plan offered;
+        with ``settle`` (a dive without the slack cuts) only after ``dive_polish_rounds`` more cut rounds with
+        every binary fixed. A step
         whose LP turns infeasible (the cap or a rule) is retried with the binaries at 0.9 or more and only the
         highest fractional one, then with that one fixed off instead (without these retries an unseen retailer
         case's dive ended without a plan after a 10 s solve's c-MIR round); an LP still infeasible or the clock
@@ -823,15 +826,17 @@ class OuterApproximation:
                 free = (lower < 0.5) & (upper > 0.5)
                 fractional = np.flatnonzero(free & (z > 1e-6) & (z < 1 - 1e-6))
                 if fractional.size == 0:
-                    # each step ran dive_rounds tangent rounds, so the LP's changes are not yet the best ones for
-                    # these regions: with every binary fixed where it is, more rounds settle them (the rounding's
-                    # fixed LP). Their plan when they end optimal, else the last step's (both feasible: the cuts
-                    # touch only t); one plan, so that a dive the clock ends checks only one after the deadline
                     plan = self.model.decode(self._lp_values(), self.problem)
-                    on = (z > 0.5).astype(float)
-                    self.lp.changeColsBounds(index.size, index, on, on)
-                    if self._lp_rounds(clock, self.options.dive_polish_rounds, record=False) == optimal:
-                        plan = self.model.decode(self._lp_values(), self.problem)
+                    if settle and self.options.dive_polish_rounds > 0:
+                        # each step ran dive_rounds tangent rounds over few cuts, so the LP's changes are not yet
+                        # the best ones for these regions: with every binary fixed where it is, more rounds settle
+                        # them (the rounding's fixed LP). Their plan when they end optimal, else the last step's
+                        # (both feasible: the cuts touch only t); one plan, so that a dive the clock ends checks
+                        # only one after the deadline
+                        on = (z > 0.5).astype(float)
+                        self.lp.changeColsBounds(index.size, index, on, on)
+                        if self._lp_rounds(clock, self.options.dive_polish_rounds, record=False) == optimal:
+                            plan = self.model.decode(self._lp_values(), self.problem)
                     if check_plan(self.problem, plan).ok:
                         self.dive_value = self.problem.revenue(plan)
                         if self._take(plan, self.dive_value):
@@ -1156,7 +1161,8 @@ class OuterApproximation:
                 self._root_duals = np.asarray(self.lp.getSolution().row_dual, dtype=float)
                 self.root_values = self._lp_values().copy()
                 values = self.root_values
-                if dives and clock.remaining() < DIVE_ROOT_TIMES * root_lp:
+                short = dives and clock.remaining() < DIVE_ROOT_TIMES * root_lp
+                if short:
                     # the dive's LPs run twice as fast without the cuts slack here (retailer seeds 0-5: 1.9-2.7 s
                     # instead of 3.6-4.8 s), so it fits after the c-MIR rounds on slower machines and harder cases;
                     # with the time for it, the dive keeps them: its plans are better with them (seeds 0-5 after
@@ -1171,14 +1177,14 @@ class OuterApproximation:
                     # rounding's plan (seed 1: 2,643,982 against the dive's 2,645,331)
                     copy = self._lp_copy(clock)
                     with _beside(lambda: self._round_relaxation(values, clock, copy)):
-                        self._dive(values, clock)
+                        self._dive(values, clock, settle=short)
                     self._report("oa root: rounded the relaxation and dived")
                 else:
                     if self._still_open(clock, gap):
                         self._round_relaxation(values, clock)
                     self._report("oa root: rounded the relaxation")
                     if dives and self._still_open(clock, gap):
-                        self._dive(values, clock)
+                        self._dive(values, clock, settle=short)
                 if self._still_open(clock, gap):
                     self._local_search(clock)
             self.root_seconds = clock.elapsed()
