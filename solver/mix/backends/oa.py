@@ -814,7 +814,6 @@ class OuterApproximation:
         if zcols.size == 0 or self.options.dive_step <= 0:
             return
         index = zcols.astype(np.int32)
-        optimal = highspy.HighsModelStatus.kOptimal
         lower = self.model.lower[zcols].copy()
         upper = self.model.upper[zcols].copy()
         z = values[zcols]
@@ -829,14 +828,12 @@ class OuterApproximation:
                     plan = self.model.decode(self._lp_values(), self.problem)
                     if settle and self.options.dive_polish_rounds > 0:
                         # each step ran dive_rounds tangent rounds over few cuts, so the LP's changes are not yet
-                        # the best ones for these regions: with every binary fixed where it is, more rounds settle
-                        # them (the rounding's fixed LP). Their plan when they end optimal, else the last step's
-                        # (both feasible: the cuts touch only t); one plan, so that a dive the clock ends checks
-                        # only one after the deadline
-                        on = (z > 0.5).astype(float)
-                        self.lp.changeColsBounds(index.size, index, on, on)
-                        if self._lp_rounds(clock, self.options.dive_polish_rounds, record=False) == optimal:
-                            plan = self.model.decode(self._lp_values(), self.problem)
+                        # the best ones for these regions: the rounding's fixed LP, every binary where it is,
+                        # settles them. Its plan when its rounds end optimal, else the last step's (both feasible:
+                        # the cuts touch only t); one plan, so that a dive the clock ends checks only one after
+                        # the deadline
+                        settled = self._fixed_lp(z > 0.5, clock, self.options.dive_polish_rounds)
+                        plan = plan if settled is None else settled
                     if check_plan(self.problem, plan).ok:
                         self.dive_value = self.problem.revenue(plan)
                         if self._take(plan, self.dive_value):
@@ -860,7 +857,7 @@ class OuterApproximation:
                     status = self._lp_rounds(clock, self.options.dive_rounds, record=False)
                     if status != highspy.HighsModelStatus.kInfeasible:
                         break
-                if status != optimal:
+                if status != highspy.HighsModelStatus.kOptimal:
                     return
                 z = self._lp_values()[zcols]
                 # the dive takes seconds on a large model: the status bar moves with its steps
