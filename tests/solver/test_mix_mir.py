@@ -79,7 +79,14 @@ def test_every_cut_holds_for_every_plan(name: str, problem: MixProblem) -> None:
         z = model.piece_z[model.piece_z >= 0]
         point[z] = np.clip(point[z] + rng.normal(scale=0.3, size=z.size), 0, 1)
         points.append(point)
-    cuts = [cut for point in points for cut in separator.separate(point)]
+    cuts = []
+    for point in points:
+        found = separator.separate(point)
+        # each cut is violated at its point, the most efficacious first
+        efficacy = [(cut.values @ point[cut.columns] - cut.upper) / np.linalg.norm(cut.values) for cut in found]
+        assert all(value > 0 for value in efficacy)
+        assert efficacy == sorted(efficacy, reverse=True)
+        cuts += found
     for cut in cuts:
         assert _largest_lhs(model, cut) <= cut.upper + 1e-7 * max(1.0, abs(cut.upper))
     if name.startswith("retailer"):
