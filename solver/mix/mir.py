@@ -20,10 +20,13 @@ slack, and rounds it:
 4. the most efficacious cut (violation over its norm) is mapped back to ``(y, z)``.
 
 On the retailer case (measured 2026-11-28) the perspective root's bound is 2,283,329; these cuts take it to
-2,283,116 in five rounds (0.6 s of separation each). SCIP's root with only its single-row c-MIR
-(``separating/aggregation/maxaggrs = 0``, no Gomory cuts) ends at 2,283,060, and its whole root at 2,282,989:
-its cuts come from its own LP points, and about half of them still cut our last LP point, so a separator
-closer to SCIP's would gain more.
+2,283,116 in five rounds. At the Pareto sweep's smallest K (330) they take it from 2,254,987 to 2,248,500 in
+10 s, where they stop finding cuts. SCIP's root there reaches 2,245,824 (122 s), but 2,248,750 with its
+aggregation off at the root (``separating/aggregation/maxaggrsroot = 0``, no Gomory cuts; still in its root
+after 1,530 s): what it gains over these cuts is multi-row aggregation. Aggregating the rule rows with each
+other does not give it (tried, the same bound): at our LP point 177 of 6,000 pieces lie strictly inside their
+bounds, so there is little slack to eliminate, and the near-binding sides are all lower sides, whose sums add
+changes rather than cancel them.
 
 Every cut is valid for the mixed-integer set whatever the LP point; floating point is covered by relaxing the
 right-hand side by a margin proportional to the terms' sizes, and coefficients too small to matter are moved

@@ -86,6 +86,10 @@ DIVE_KEEP = 0.25
 #: a dive over every cut takes 1.4-1.6 times the root's LP rounds (retailer seeds 0-5); with less than this many
 #: times of them left, the slack cuts go before it (see ``_solve``)
 DIVE_ROOT_TIMES = 2.5
+#: a dive without the slack cuts takes 0.8-1.15 times the root's LP rounds (retailer seeds 0-5, its settle
+#: included): the c-MIR rounds before it leave it at least this many times of them. DIVE_KEEP alone left 2.5 s
+#: of a 10 s solve, and once separation was cheap seed 2's rounds ran to 7.2 s and its 2.7 s dive ran out
+DIVE_ROOT_NEEDS = 1.2
 
 
 @dataclass
@@ -1142,14 +1146,17 @@ class OuterApproximation:
             rooted = root_bound is not None
             dives = not small and options.dive_step > 0
             keep = (DIVE_KEEP if dives else MIR_KEEP) * clock.limit if clock.limit is not None else 0.0
+            if dives and clock.limit is not None:
+                keep = max(keep, DIVE_ROOT_NEEDS * root_lp)
             mir_first = not small and options.mir_first
             if rooted and mir_first:
                 # on a large model the c-MIR rounds come before the heuristics, which then start from the tighter
                 # LP point (retailer case: the dive's plan 2,282,350 -> 2,282,540 after two rounds); with a limit
-                # they leave DIVE_KEEP (MIR_KEEP without the dive) of it for the rounding and the dive. Before a
-                # dive the first round is taken to last as long as the root's LP rounds (retailer seeds 0-5: 0.8-1.0
-                # times): unseen seed 3's first round ended at 7.3 s of a 10 s solve, its dive ran out of time and
-                # the solve returned the rounding's plan, 0.075% below the dive's
+                # they leave DIVE_KEEP (MIR_KEEP without the dive), and at least DIVE_ROOT_NEEDS times the root's LP
+                # rounds, for the rounding and the dive. Before a dive the first round is taken to last as long as the
+                # root's LP rounds (retailer seeds 0-5: 0.6-0.9 times): unseen seed 3's first round ended at 7.3 s of
+                # a 10 s solve, its dive ran out of time and the solve returned the rounding's plan, 0.075% below the
+                # dive's
                 self._mir_rounds(clock, keep=keep, first=root_lp if dives else 0.0)
                 root_bound = self.root_bound
             if root_bound is not None:
