@@ -343,11 +343,16 @@ class _Candidates:
         """Every candidate's cut's violation at the point over its Euclidean norm (-inf when ``delta`` rounds
         badly or is missing)."""
         y_coefficient, z_coefficient, rhs, _, ok = self.coefficients(delta, flip)
+        return np.where(ok, self._over_norm(y_coefficient, z_coefficient, rhs), -math.inf)
+
+    def _over_norm(self, y_coefficient: np.ndarray, z_coefficient: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Per candidate, the violation of ``y_coefficient @ y + z_coefficient @ z <= rhs`` at the point over the
+        coefficients' Euclidean norm (-inf where the norm is zero or the value is not finite)."""
         norm = np.sqrt(self._sum(y_coefficient**2 + z_coefficient**2))
         violation = self._sum(y_coefficient * self.y + z_coefficient * self.z_at) - rhs
         with np.errstate(invalid="ignore", divide="ignore"):
             value = violation / norm
-        return np.where(ok & (norm > 0.0) & np.isfinite(value), value, -math.inf)
+        return np.where((norm > 0.0) & np.isfinite(value), value, -math.inf)
 
     def safe(self, wanted: np.ndarray, delta: np.ndarray, flip: np.ndarray) -> _SafeCuts:
         """The ``wanted`` candidates' cuts made safe against rounding: tiny coefficients (below :data:`TINY` of
@@ -365,11 +370,9 @@ class _Candidates:
         rhs = rhs + SAFETY * (magnitude + largest)
         y_value = np.where(y_kept, y_coefficient, 0.0)
         z_value = np.where(z_kept, z_coefficient, 0.0)
-        norm = np.sqrt(self._sum(y_value**2 + z_value**2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            efficacy = (self._sum(y_value * self.y + z_value * self.z_at) - rhs) / norm
-        ok = wanted & ok & (largest > 0.0) & np.isfinite(largest) & np.isfinite(rhs) & np.isfinite(efficacy)
-        return _SafeCuts(y_value, y_kept, z_value, z_kept, rhs, np.where(ok, efficacy, -math.inf))
+        ok = wanted & ok & (largest > 0.0) & np.isfinite(largest) & np.isfinite(rhs)
+        efficacy = np.where(ok, self._over_norm(y_value, z_value, rhs), -math.inf)
+        return _SafeCuts(y_value, y_kept, z_value, z_kept, rhs, efficacy)
 
     def cut(self, safe: _SafeCuts, k: int) -> Cut:
         """Candidate ``k``'s safe cut over the model's columns (its ``y`` terms, then its ``z`` terms)."""

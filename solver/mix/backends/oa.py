@@ -87,8 +87,8 @@ DIVE_KEEP = 0.25
 #: times of them left, the slack cuts go before it (see ``_solve``)
 DIVE_ROOT_TIMES = 2.5
 #: a dive without the slack cuts takes 0.8-1.15 times the root's LP rounds (retailer seeds 0-5, its settle
-#: included): the c-MIR rounds before it leave it at least this many times of them. DIVE_KEEP alone left 2.5 s
-#: of a 10 s solve, and once separation was cheap seed 2's rounds ran to 7.2 s and its 2.7 s dive ran out
+#: included): the c-MIR rounds before it leave it at least this many times of them. DIVE_KEEP alone (2.5 s of a
+#: 10 s solve) is less than some dives take: seed 2's rounds ran to 7.2 s and its 2.7 s dive ran out of time
 DIVE_ROOT_NEEDS = 1.2
 
 
