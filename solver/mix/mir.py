@@ -26,7 +26,11 @@ aggregation off at the root (``separating/aggregation/maxaggrsroot = 0``, no Gom
 after 1,530 s): what it gains over these cuts is multi-row aggregation. Aggregating the rule rows with each
 other does not give it (tried, the same bound): at our LP point 177 of 6,000 pieces lie strictly inside their
 bounds, so there is little slack to eliminate, and the near-binding sides are all lower sides, whose sums add
-changes rather than cancel them.
+changes rather than cancel them. SCIP's cuts that make the difference hold the revenue epigraphs ``t`` (rules
+aggregated with its cone linearisations): added to our LP they give 2,246,488 with these cuts after them, its
+other cuts 2,247,394 (K = 750, unseen seed 3: 2,315,500 and 2,315,833 against these cuts' 2,315,913). A cone's
+tangent used as a piece's bound in this single-row search reaches only 2,248,117 at K = 330 and nothing at
+K = 750 (the README lists what else was tried).
 
 Every cut is valid for the mixed-integer set whatever the LP point; floating point is covered by relaxing the
 right-hand side by a margin proportional to the terms' sizes, and coefficients too small to matter are moved
