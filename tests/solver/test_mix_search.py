@@ -450,18 +450,20 @@ def test_c_mir_rounds_with_no_time_beyond_the_kept_share_leave_the_lp_alone(monk
     assert runs[0] == {"keep": 10.0}
 
 
-@pytest.mark.parametrize("needs", [0.0, 1e9])
+@pytest.mark.parametrize(("needs", "first"), [(0.0, 0.0), (1e9, 0.0), (0.0, 1e9)])
 def test_c_mir_rounds_before_a_dive_leave_it_a_multiple_of_the_roots_time(
-    needs: float, monkeypatch: pytest.MonkeyPatch
+    needs: float, first: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before a dive under a time limit the c-MIR rounds keep DIVE_ROOT_NEEDS times the root's LP rounds for it
-    (once separation was cheap, unseen retailer seed 2's rounds ran to 7.2 s of a 10 s solve and its dive ran
-    out of time): with a huge factor no round starts, with none they run."""
+    (unseen retailer seed 2's rounds ran to 7.2 s of a 10 s solve and its dive ran out of time), the first round
+    taken to last FIRST_ROUND_SHARE of them: with a huge factor or a huge first round no round starts, with
+    neither they run."""
     from dmplan.solver.mix import mir
     from dmplan.solver.mix.backends import oa as oa_backend
     from dmplan.solver.mix.backends.oa import OAOptions
 
     monkeypatch.setattr(oa_backend, "DIVE_ROOT_NEEDS", needs)
+    monkeypatch.setattr(oa_backend, "FIRST_ROUND_SHARE", first)
     separations: list[int] = []
     separate = mir.MirSeparator.separate
     monkeypatch.setattr(
@@ -474,7 +476,7 @@ def test_c_mir_rounds_before_a_dive_leave_it_a_multiple_of_the_roots_time(
     monkeypatch.setattr(oa, "_dive", lambda *a, **k: dives.append(len(separations)) or dive(*a, **k))
     outcome = oa.solve(time_limit=60.0, gap=1e-6)
     assert len(dives) == 1
-    assert (dives[0] > 0) == (needs == 0.0)  # c-MIR rounds ran before the dive only without the factor
+    assert (dives[0] > 0) == (needs == first == 0.0)  # c-MIR rounds ran before the dive only without either
     assert outcome.change is not None and check_plan(problem, outcome.change).ok
 
 

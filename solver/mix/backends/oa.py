@@ -90,6 +90,11 @@ DIVE_ROOT_TIMES = 2.5
 #: included): the c-MIR rounds before it leave it at least this many times of them. DIVE_KEEP alone (2.5 s of a
 #: 10 s solve) is less than some dives take: seed 2's rounds ran to 7.2 s and its 2.7 s dive ran out of time
 DIVE_ROOT_NEEDS = 1.2
+#: before a dive the first c-MIR round is taken to last this share of the root's LP rounds (retailer seeds 0-5:
+#: 0.54-0.86 of them, 2026-11-29; 0.6-0.9 before): with it taken as long as them, on a slower machine seeds 3 and
+#: 5 started no round (their 3 s root left 0.1 s too little beside DIVE_ROOT_NEEDS) and dived from the
+#: perspective root, 2,313,114 and 2,117,970 against 2,313,896 and 2,118,293 after a round
+FIRST_ROUND_SHARE = 0.8
 
 
 @dataclass
@@ -1153,11 +1158,11 @@ class OuterApproximation:
                 # on a large model the c-MIR rounds come before the heuristics, which then start from the tighter
                 # LP point (retailer case: the dive's plan 2,282,350 -> 2,282,540 after two rounds); with a limit
                 # they leave DIVE_KEEP (MIR_KEEP without the dive), and at least DIVE_ROOT_NEEDS times the root's LP
-                # rounds, for the rounding and the dive. Before a dive the first round is taken to last as long as the
-                # root's LP rounds (retailer seeds 0-5: 0.6-0.9 times): unseen seed 3's first round ended at 7.3 s of
-                # a 10 s solve, its dive ran out of time and the solve returned the rounding's plan, 0.075% below the
-                # dive's
-                self._mir_rounds(clock, keep=keep, first=root_lp if dives else 0.0)
+                # rounds, for the rounding and the dive. Before a dive the first round is taken to last
+                # FIRST_ROUND_SHARE of the root's LP rounds: without an estimate unseen seed 3's first round ended at
+                # 7.3 s of a 10 s solve, its dive ran out of time and the solve returned the rounding's plan, 0.075%
+                # below the dive's
+                self._mir_rounds(clock, keep=keep, first=FIRST_ROUND_SHARE * root_lp if dives else 0.0)
                 root_bound = self.root_bound
             if root_bound is not None:
                 # the LP over valid cuts over-estimates the revenue: a bound even if the MILP never finishes
