@@ -208,6 +208,7 @@ class MirSeparator:
         bound = np.stack([way[1] for way in ways])[way_of, take]
         direction = np.stack([way[2] for way in ways])[way_of, take]
         beta = np.array([s for _, _, s in sides])[side_k]
+        y_column = self.model.piece_y[pieces[take]]
         return _Candidates(
             side=side_k,
             seg=seg,
@@ -218,10 +219,10 @@ class MirSeparator:
             direction=direction,
             y=y[take],
             z=z[take],
-            y_column=self.model.piece_y[pieces[take]],
+            y_column=y_column,
             z_column=self.model.piece_z[pieces[take]],
-            y_lower=self.model.lower[self.model.piece_y[pieces[take]]],
-            y_upper=self.model.upper[self.model.piece_y[pieces[take]]],
+            y_lower=self.model.lower[y_column],
+            y_upper=self.model.upper[y_column],
         )
 
 

@@ -91,9 +91,9 @@ DIVE_ROOT_TIMES = 2.5
 #: 10 s solve) is less than some dives take: seed 2's rounds ran to 7.2 s and its 2.7 s dive ran out of time
 DIVE_ROOT_NEEDS = 1.2
 #: before a dive the first c-MIR round is taken to last this share of the root's LP rounds (retailer seeds 0-5:
-#: 0.54-0.86 of them, 2026-11-29; 0.6-0.9 before): with it taken as long as them, on a slower machine seeds 3 and
-#: 5 started no round (their 3 s root left 0.1 s too little beside DIVE_ROOT_NEEDS) and dived from the
-#: perspective root, 2,313,114 and 2,117,970 against 2,313,896 and 2,118,293 after a round
+#: 0.54-0.86 of them). Taken as long as them, beside DIVE_ROOT_NEEDS, a 3 s root (seeds 3 and 5 on a slower
+#: machine) leaves no round, and the dive from the perspective root gives 2,313,114 and 2,117,970 against
+#: 2,313,896 and 2,118,293 after one
 FIRST_ROUND_SHARE = 0.8
 
 
